@@ -1,0 +1,184 @@
+"""End to end: dev STS (HTTPS, real RST checks) + wstrustd + sandboxed worker +
+the wstrust CLI through libwstrust.  Issue 3's acceptance tests, plus the
+broker-survival and no-secrets-in-the-worker checks of issue 4."""
+import json, os, re, secrets, signal, subprocess, sys, tempfile, time, unittest
+from datetime import datetime, timezone
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import (Broker, DevSTS, SAML2, SAML2_NS, ENDPOINT_13, cli, profile_13, read_mem,
+                     write_secret)
+from lxml import etree
+
+NS = {"saml": SAML2_NS, "ds": "http://www.w3.org/2000/09/xmldsig#"}
+
+
+def rfc3339(s):
+    return datetime.strptime(s.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S%z") if "." not in s else \
+        datetime.strptime(s.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+class EndToEnd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="wstrust-e2e-")
+        os.chmod(cls.tmp, 0o755)
+        cls.sts = DevSTS(cls.tmp)
+        cls.good = os.path.join(cls.tmp, "good.secret")
+        cls.bad = os.path.join(cls.tmp, "bad.secret")
+        write_secret(cls.good, "secret")
+        write_secret(cls.bad, "not-the-password")
+        cls.broker = Broker(cls.tmp, {
+            "demo": profile_13(cls.sts, cls.good),
+            "wrongpw": profile_13(cls.sts, cls.bad, endpoint=cls.sts.url(ENDPOINT_13) + "?wrongpw"),
+        })
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
+        cls.sts.stop()
+
+    def token(self, *extra, profile="demo", fmt="xml"):
+        return cli("token", "--socket", self.broker.socket, "--profile", profile, "--format", fmt, *extra)
+
+    def verify_signature(self, xml_bytes):
+        path = os.path.join(self.tmp, "token-%s.xml" % secrets.token_hex(4))
+        with open(path, "wb") as f:
+            f.write(xml_bytes)
+        return subprocess.run(["xmlsec1", "--verify", "--pubkey-cert-pem", self.sts.signing_cert,
+                               "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion", path],
+                              capture_output=True)
+
+    def test_token_xml_audience_lifetime_signature(self):
+        r = self.token()
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        xml = r.stdout.rstrip(b"\n")
+        root = etree.fromstring(xml)
+        self.assertEqual(root.tag, "{%s}Assertion" % SAML2_NS)
+        self.assertEqual(root.findtext("saml:Conditions/saml:AudienceRestriction/saml:Audience", namespaces=NS),
+                         "urn:example:rp")
+        self.assertEqual(root.findtext("saml:Subject/saml:NameID", namespaces=NS), "alice")
+        v = self.verify_signature(xml)
+        self.assertEqual(v.returncode, 0, v.stderr.decode())
+        # the check is real: a changed byte breaks it
+        tampered = xml.replace(b">alice<", b">alicf<")
+        self.assertNotEqual(self.verify_signature(tampered).returncode, 0)
+
+    def test_token_json_lifetime_matches_sts(self):
+        r = self.token(fmt="json")
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        j = json.loads(r.stdout)
+        for k in ("token", "token_type", "key_type", "valid_from", "valid_till"):
+            self.assertIn(k, j)
+        self.assertEqual(j["key_type"], "bearer")
+        self.assertEqual(j["token_type"], SAML2)
+        self.assertRegex(j["valid_from"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+        cond = etree.fromstring(j["token"].encode()).find("saml:Conditions", namespaces=NS)
+        # the STS's Lifetime and the assertion's Conditions are the same instants
+        self.assertEqual(rfc3339(j["valid_from"]), rfc3339(cond.get("NotBefore")))
+        self.assertEqual(rfc3339(j["valid_till"]), rfc3339(cond.get("NotOnOrAfter")))
+        now = datetime.now(timezone.utc)
+        self.assertLess(rfc3339(j["valid_from"]), now.replace(microsecond=0).astimezone(timezone.utc) + __import__("datetime").timedelta(seconds=5))
+        self.assertGreater(rfc3339(j["valid_till"]), now)
+
+    def test_applies_to_override(self):
+        r = self.token("--applies-to", "https://rp.example.org/service")
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        root = etree.fromstring(r.stdout)
+        self.assertEqual(root.findtext("saml:Conditions/saml:AudienceRestriction/saml:Audience", namespaces=NS),
+                         "https://rp.example.org/service")
+
+    def test_wrong_password_fault_reaches_cli_and_broker_keeps_serving(self):
+        r = self.token(profile="wrongpw")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.stdout, b"")
+        self.assertIn("ID3242", r.stderr.decode())
+        ok = self.token()
+        self.assertEqual(ok.returncode, 0, ok.stderr.decode())
+
+    def test_unknown_profile_is_a_clear_error(self):
+        r = self.token(profile="nosuchprofile")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.stdout, b"")
+        self.assertIn("nosuchprofile", r.stderr.decode())
+
+    def test_worker_is_confined_and_is_where_parsing_happens(self):
+        self.assertEqual(self.token().returncode, 0)
+        pids = self.broker.worker_pids()
+        self.assertTrue(pids, "no live worker after a request (pool keeps idle confined workers)")
+        for pid in pids:
+            status = open("/proc/%d/status" % pid).read()
+            self.assertRegex(status, r"\nSeccomp:\s+2\n")
+            self.assertRegex(status, r"\nNoNewPrivs:\s+1\n")
+            uid = int(re.search(r"\nUid:\s+(\d+)", status).group(1))
+            if os.geteuid() == 0:
+                self.assertNotEqual(uid, 0)
+        # the broker itself carries no parser: the worker's entry point is not in it
+        nm = subprocess.run(["nm", "-C", os.path.join(os.environ.get("WSTRUST_BUILD_ROOT", ""), "broker", "wstrustd")],
+                            capture_output=True, text=True)
+        self.assertNotIn("wt_parse_reply", nm.stdout)
+
+
+class WorkerFailures(unittest.TestCase):
+    """Broker survival and the no-secrets rule, with their own STS and broker."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="wstrust-e2e-")
+        os.chmod(cls.tmp, 0o755)
+        laughs = os.path.join(cls.tmp, "laughs.xml")
+        with open(laughs, "w") as f:
+            f.write('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+                    + "".join('<!ENTITY lol%d "%s">' % (i, ("&lol%d;" % (i - 1) if i else "&lol;") * 10) for i in range(10))
+                    + ']><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>&lol9;</s:Body></s:Envelope>')
+        cls.sts = DevSTS(cls.tmp, "--canned", "/canned/laughs=" + laughs)
+        cls.good = os.path.join(cls.tmp, "good.secret")
+        write_secret(cls.good, "secret")
+        cls.canary = "CANARY-" + secrets.token_hex(12)
+        cls.canary_file = os.path.join(cls.tmp, "canary.secret")
+        write_secret(cls.canary_file, cls.canary)
+        cls.broker = Broker(cls.tmp, {
+            "demo": profile_13(cls.sts, cls.good),
+            "canary": profile_13(cls.sts, cls.canary_file, endpoint=cls.sts.url(ENDPOINT_13) + "?canary"),
+            "laughs": profile_13(cls.sts, cls.good, endpoint=cls.sts.url("/canned/laughs")),
+        })
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
+        cls.sts.stop()
+
+    def token(self, profile):
+        return cli("token", "--socket", self.broker.socket, "--profile", profile, "--format", "xml")
+
+    def test_hostile_reply_is_a_clear_error_then_service_continues(self):
+        r = self.token("laughs")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.stdout, b"")
+        self.assertIn("DOCTYPE", r.stderr.decode())
+        ok = self.token("demo")
+        self.assertEqual(ok.returncode, 0, ok.stderr.decode())
+
+    def test_killed_worker_then_next_request_succeeds(self):
+        self.assertEqual(self.token("demo").returncode, 0)
+        for pid in self.broker.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        r = self.token("demo")
+        self.assertEqual(r.returncode, 0, r.stderr.decode() + self.broker.read_log())
+        self.assertIn("SIGKILL", self.broker.read_log())
+
+    def test_canary_password_in_broker_memory_never_in_worker(self):
+        self.assertEqual(os.geteuid(), 0, "this test reads /proc/PID/mem and must run as root")
+        r = self.token("canary")   # the STS refuses it; the worker parses that fault
+        self.assertNotEqual(r.returncode, 0)
+        needle = self.canary.encode()
+        self.assertTrue(read_mem(self.broker.pid(), needle), "scan does not work: canary not in the broker")
+        pids = self.broker.worker_pids()
+        self.assertTrue(pids)
+        for pid in pids:
+            self.assertFalse(read_mem(pid, needle), "canary password found in worker %d" % pid)
+        self.assertNotIn(self.canary, self.broker.read_log())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,19 @@
+/* libFuzzer target: a client's frame as the broker reads it. */
+#include "ipc.h"
+#include "broker_request.h"
+
+#include <stdlib.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ipc_msg m;
+	char err[256];
+	if (ipc_decode(data, size, &m, err, sizeof(err)) != 0)
+		return 0;
+	struct token_request req;
+	if (token_request_decode(&m, &req, err, sizeof(err)) == 0)
+		token_request_free(&req);
+	return 0;
+}
