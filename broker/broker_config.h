@@ -1,0 +1,88 @@
+/* config: the broker's INI configuration (libinih), validated whole.
+ *
+ * Loading either yields a complete, checked config (every profile usable,
+ * password files read into secure memory, policy names resolved) or fails
+ * with one precise "FILE:LINE: message" error.  A config is immutable once
+ * loaded; SIGHUP loads a new one and swaps it in (see main.c). */
+#ifndef WSTRUST_BROKER_BROKER_CONFIG_H
+#define WSTRUST_BROKER_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "secmem.h"
+
+#define CONFIG_MAX_PROFILES 256
+#define CONFIG_MAX_LINE 8192          /* bytes in one config line */
+#define PASSWORD_MAX 4096             /* bytes in a password file */
+
+enum auth_kind { AUTH_USERNAME = 1 };
+
+/* WS_SECURITY_KEY_TYPE values (0: none configured) */
+enum { KEY_TYPE_UNSET = 0, KEY_TYPE_BEARER = 1, KEY_TYPE_SYMMETRIC = 2, KEY_TYPE_ASYMMETRIC = 3 };
+/* WS_TRUST_VERSION values */
+enum { TRUST_FEB2005 = 1, TRUST_13 = 2 };
+
+struct worker_pool;
+
+struct profile {
+	char *name;
+	unsigned line;                 /* of its [profile NAME] header */
+	char *endpoint;
+	uint32_t trust_version;        /* TRUST_FEB2005 or TRUST_13 */
+	uint32_t soap_version;         /* 11 or 12 */
+	char *ca_file;
+	enum auth_kind auth;
+	char *username;
+	char *password_file;
+	struct secret password;        /* sodium memory, read-only after load */
+	char *applies_to;              /* NULL: none */
+	uint32_t key_type;             /* KEY_TYPE_* */
+	char *token_type;              /* NULL: none */
+	unsigned timeout_ms;           /* 0: [broker] request_timeout_ms */
+	bool allow_insecure_http;      /* http:// allowed, loopback hosts only */
+	struct policy_acl acl;
+	struct worker_pool *pool;      /* set by the broker after load, not by config */
+};
+
+struct broker_config {
+	char *path;
+	char *socket;
+	char *worker_path;
+	char *worker_user;
+	unsigned worker_max_replies;
+	unsigned worker_pool;
+	unsigned worker_max_total;
+	unsigned worker_max_age;
+	unsigned worker_timeout_ms;
+	unsigned worker_cpu_seconds;
+	unsigned worker_memory_mb;
+	size_t max_reply_bytes;
+	unsigned request_timeout_ms;
+	unsigned max_clients;
+	char *proxy;                   /* NULL: no proxy, environment ignored */
+	struct profile *profiles;
+	size_t nprofiles;
+};
+
+/* Load and validate FILE.  0 and *out, or -1 and a message in err
+ * ("FILE:LINE: ..." or "FILE: ..."). */
+int config_load(const char *path, struct broker_config **out, char *err, size_t errlen);
+/* Wipes the secrets; does not free worker pools (the owner does). */
+void config_free(struct broker_config *c);
+
+const struct profile *config_find_profile(const struct broker_config *c, const char *name);
+const struct profile *config_find_endpoint(const struct broker_config *c, const char *endpoint);
+
+/* Read a password file the strict way (O_NOFOLLOW, owned by us, mode no
+ * wider than 0600, regular, <= PASSWORD_MAX, one trailing newline
+ * stripped) into secure memory.  Exposed for tests. */
+int config_read_secret_file(const char *path, struct secret *out, char *err, size_t errlen);
+
+/* Default worker binary: ../worker/wstrust-worker next to our own binary
+ * (the build tree), else WSTRUST_LIBEXECDIR/wstrust-worker. */
+char *config_default_worker_path(void);
+
+#endif

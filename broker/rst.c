@@ -1,0 +1,313 @@
+#include "rst.h"
+
+#include <libxml/xmlwriter.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RST_MAX_SECRETS 4
+#define MARKER_LEN 32   /* hex characters */
+
+struct secret_slot {
+	char marker[MARKER_LEN + 1];
+	const char *value;
+	size_t len;
+};
+
+void rst_new_uuid(char out[64])
+{
+	uint8_t b[16];
+	char hex[33];
+	randombytes_buf(b, sizeof b);
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);   /* version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
+	sodium_bin2hex(hex, sizeof hex, b, sizeof b);
+	snprintf(out, 64, "urn:uuid:%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+void rst_format_time(char out[32], time_t t, long ms)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char date[24];
+	if (strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		date[0] = '\0';
+	snprintf(out, 32, "%.19s.%03uZ", date, (unsigned)(ms % 1000));
+}
+
+int rst_escape_into(struct secbuf *b, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		switch (c) {
+		case '&': secbuf_puts(b, "&amp;"); break;
+		case '<': secbuf_puts(b, "&lt;"); break;
+		case '>': secbuf_puts(b, "&gt;"); break;
+		case '"': secbuf_puts(b, "&quot;"); break;
+		case '\'': secbuf_puts(b, "&apos;"); break;
+		default:
+			if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return -1;
+			secbuf_append(b, &s[i], 1);
+		}
+	}
+	return 0;
+}
+
+static void new_marker(struct secret_slot *s)
+{
+	uint8_t r[MARKER_LEN / 2];
+	randombytes_buf(r, sizeof r);
+	sodium_bin2hex(s->marker, sizeof s->marker, r, sizeof r);
+}
+
+/* The writer calls below return <0 on failure; we OR-accumulate a flag and
+ * check once, instead of a ladder of ifs. */
+struct w {
+	xmlTextWriterPtr x;
+	bool bad;
+};
+
+static void start(struct w *w, const char *prefix, const char *name, const char *ns)
+{
+	if (xmlTextWriterStartElementNS(w->x, BAD_CAST prefix, BAD_CAST name, BAD_CAST ns) < 0)
+		w->bad = true;
+}
+
+static void end(struct w *w)
+{
+	if (xmlTextWriterEndElement(w->x) < 0)
+		w->bad = true;
+}
+
+static void attr(struct w *w, const char *prefix, const char *name, const char *value)
+{
+	if (xmlTextWriterWriteAttributeNS(w->x, BAD_CAST prefix, BAD_CAST name, NULL, BAD_CAST value) < 0)
+		w->bad = true;
+}
+
+static void plain_attr(struct w *w, const char *name, const char *value)
+{
+	if (xmlTextWriterWriteAttribute(w->x, BAD_CAST name, BAD_CAST value) < 0)
+		w->bad = true;
+}
+
+static void text(struct w *w, const char *s)
+{
+	if (xmlTextWriterWriteString(w->x, BAD_CAST s) < 0)
+		w->bad = true;
+}
+
+static void leaf(struct w *w, const char *prefix, const char *name, const char *value)
+{
+	start(w, prefix, name, NULL);
+	text(w, value);
+	end(w);
+}
+
+static bool has_bad_chars(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return true;
+	return false;
+}
+
+/* Assemble xml (with each slot's marker occurring exactly once) into out,
+ * with the markers replaced by the escaped secrets. */
+static int assemble(const char *xml, size_t xml_len, struct secret_slot *slots, size_t nslots,
+                    struct secbuf *out, char *err, size_t errlen)
+{
+	const char *pos[RST_MAX_SECRETS];
+	for (size_t i = 0; i < nslots; i++) {
+		pos[i] = memmem(xml, xml_len, slots[i].marker, MARKER_LEN);
+		const char *again = pos[i] ? memmem(pos[i] + 1, xml_len - (size_t)(pos[i] + 1 - xml), slots[i].marker,
+		                                    MARKER_LEN) : NULL;
+		if (!pos[i] || again) {
+			snprintf(err, errlen, "internal error: secret placeholder not found exactly once");
+			return -1;
+		}
+	}
+	secbuf_init(out, xml_len + 256, 0);
+	const char *cur = xml;
+	for (;;) {
+		/* next marker after cur */
+		size_t best = nslots;
+		for (size_t i = 0; i < nslots; i++)
+			if (pos[i] >= cur && (best == nslots || pos[i] < pos[best]))
+				best = i;
+		if (best == nslots)
+			break;
+		secbuf_append(out, cur, (size_t)(pos[best] - cur));
+		if (rst_escape_into(out, slots[best].value, slots[best].len) != 0) {
+			snprintf(err, errlen, "a secret contains a control character (only tab is allowed)");
+			secbuf_free(out);
+			return -1;
+		}
+		cur = pos[best] + MARKER_LEN;
+	}
+	secbuf_append(out, cur, (size_t)(xml + xml_len - cur));
+	if (out->failed) {
+		snprintf(err, errlen, "out of secure memory");
+		secbuf_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (r->trust_version != 1 && r->trust_version != 2) {
+		snprintf(err, errlen, "trust version %u unknown", r->trust_version);
+		return -1;
+	}
+	if (r->soap_version != 11 && r->soap_version != 12) {
+		snprintf(err, errlen, "SOAP version %u unknown", r->soap_version);
+		return -1;
+	}
+	if (r->request_action != RST_ACTION_ISSUE) {
+		snprintf(err, errlen, "not supported yet: REQUEST_ACTION %u (only ISSUE)", r->request_action);
+		return -1;
+	}
+	if (r->key_type > 1) {
+		snprintf(err, errlen, "not supported yet: ISSUED_TOKEN_KEY_TYPE %s",
+		         r->key_type == 2 ? "symmetric" : r->key_type == 3 ? "asymmetric" : "unknown");
+		return -1;
+	}
+	const char *strs[] = { r->to, r->applies_to, r->token_type, r->context, r->username };
+	static const char *const names[] = { "endpoint", "AppliesTo", "TokenType", "Context", "username" };
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+		if (strs[i] && has_bad_chars(strs[i])) {
+			snprintf(err, errlen, "%s contains a control character", names[i]);
+			return -1;
+		}
+	if (!r->to) {
+		snprintf(err, errlen, "no endpoint");
+		return -1;
+	}
+	if (r->username && (!r->password || !r->password->data)) {
+		snprintf(err, errlen, "UsernameToken without a password");
+		return -1;
+	}
+
+	bool v13 = r->trust_version == 2;
+	const char *soap_ns = r->soap_version == 12 ? NS_SOAP12 : NS_SOAP11;
+	const char *wst_ns = v13 ? NS_WST13 : NS_WST2005;
+	snprintf(out->action, sizeof out->action, "%s/RST/Issue", wst_ns);
+	rst_new_uuid(out->message_id);
+
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	time_t now = r->now ? r->now : ts.tv_sec;
+	long ms = r->now ? 0 : ts.tv_nsec / 1000000;
+	rst_format_time(out->created, now, ms);
+	rst_format_time(out->expires, now + (time_t)(r->ttl_s ? r->ttl_s : 300), ms);
+	if (r->context && !(out->context = strdup(r->context))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+
+	struct secret_slot slots[RST_MAX_SECRETS];
+	size_t nslots = 0;
+
+	xmlBufferPtr buf = xmlBufferCreate();
+	xmlTextWriterPtr xw = buf ? xmlNewTextWriterMemory(buf, 0) : NULL;
+	if (!xw) {
+		if (buf)
+			xmlBufferFree(buf);
+		snprintf(err, errlen, "out of memory");
+		rst_msg_free(out);
+		return -1;
+	}
+	struct w w = { .x = xw };
+
+	start(&w, "s", "Envelope", soap_ns);
+	if (xmlTextWriterWriteAttribute(xw, BAD_CAST "xmlns:wsa", BAD_CAST NS_WSA10) < 0 ||
+	    xmlTextWriterWriteAttribute(xw, BAD_CAST "xmlns:wsu", BAD_CAST NS_WSU) < 0)
+		w.bad = true;
+	start(&w, "s", "Header", NULL);
+
+	start(&w, "wsa", "Action", NULL);
+	attr(&w, "s", "mustUnderstand", "1");
+	text(&w, out->action);
+	end(&w);
+	leaf(&w, "wsa", "MessageID", out->message_id);
+	start(&w, "wsa", "ReplyTo", NULL);
+	leaf(&w, "wsa", "Address", WSA_ANONYMOUS);
+	end(&w);
+	start(&w, "wsa", "To", NULL);
+	attr(&w, "s", "mustUnderstand", "1");
+	text(&w, r->to);
+	end(&w);
+
+	start(&w, "wsse", "Security", NS_WSSE);
+	attr(&w, "s", "mustUnderstand", "1");
+	start(&w, "wsu", "Timestamp", NULL);
+	attr(&w, "wsu", "Id", "_0");
+	leaf(&w, "wsu", "Created", out->created);
+	leaf(&w, "wsu", "Expires", out->expires);
+	end(&w);
+	if (r->username) {
+		struct secret_slot *s = &slots[nslots++];
+		new_marker(s);
+		s->value = r->password->data;
+		s->len = r->password->len;
+		start(&w, "wsse", "UsernameToken", NULL);
+		attr(&w, "wsu", "Id", "_1");
+		leaf(&w, "wsse", "Username", r->username);
+		start(&w, "wsse", "Password", NULL);
+		plain_attr(&w, "Type", WSSE_PASSWORD_TEXT);
+		text(&w, s->marker);
+		end(&w);
+		end(&w);   /* UsernameToken */
+	}
+	end(&w);   /* Security */
+	end(&w);   /* Header */
+
+	start(&w, "s", "Body", NULL);
+	start(&w, "wst", "RequestSecurityToken", wst_ns);
+	if (r->context)
+		plain_attr(&w, "Context", r->context);
+	if (r->applies_to) {
+		start(&w, "wsp", "AppliesTo", NS_WSP);
+		start(&w, "wsa", "EndpointReference", NULL);
+		leaf(&w, "wsa", "Address", r->applies_to);
+		end(&w);
+		end(&w);
+	}
+	if (r->key_type == 1)
+		leaf(&w, "wst", "KeyType", v13 ? KEYTYPE_BEARER_13 : KEYTYPE_NOPROOFKEY_2005);
+	char reqtype[128];
+	snprintf(reqtype, sizeof reqtype, "%s/Issue", wst_ns);
+	leaf(&w, "wst", "RequestType", reqtype);
+	if (r->token_type)
+		leaf(&w, "wst", "TokenType", r->token_type);
+	end(&w);   /* RequestSecurityToken */
+	end(&w);   /* Body */
+	end(&w);   /* Envelope */
+	if (xmlTextWriterFlush(xw) < 0)
+		w.bad = true;
+	xmlFreeTextWriter(xw);
+
+	int rc = -1;
+	if (w.bad)
+		snprintf(err, errlen, "could not write the RST (libxml2 writer failed)");
+	else
+		rc = assemble((const char *)xmlBufferContent(buf), (size_t)xmlBufferLength(buf), slots, nslots,
+		              &out->body, err, errlen);
+	/* The libxml2 buffer holds only markers, never a secret; wipe anyway. */
+	sodium_memzero(buf->content, buf->size);
+	xmlBufferFree(buf);
+	if (rc)
+		rst_msg_free(out);
+	return rc;
+}
+
+void rst_msg_free(struct rst_msg *m)
+{
+	secbuf_free(&m->body);
+	free(m->context);
+	m->context = NULL;
+}

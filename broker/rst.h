@@ -1,0 +1,75 @@
+/* rst: writes the WS-Trust RequestSecurityToken message (never parses).
+ *
+ * The envelope is produced with libxml2's xmlTextWriter.  Secrets (the
+ * password now; proof-key entropy, client secrets later) never enter
+ * libxml2's buffers: the writer emits a random placeholder for each, and the
+ * final message is assembled in secure memory as prefix + escaped secret +
+ * suffix.  Only the assembled message (struct rst_msg.body) is sent.
+ *
+ * Shapes, by parameter (issue 3 implements Issue + UsernameToken + bearer;
+ * the struct already names what later issues add):
+ *   trust_version  1 = Feb 2005 (ns http://schemas.xmlsoap.org/ws/2005/02/trust)
+ *                  2 = 1.3      (ns http://docs.oasis-open.org/ws-sx/ws-trust/200512)
+ *   soap_version   11 or 12; WS-Addressing 1.0 headers either way. */
+#ifndef WSTRUST_BROKER_RST_H
+#define WSTRUST_BROKER_RST_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "secmem.h"
+
+#define NS_SOAP12 "http://www.w3.org/2003/05/soap-envelope"
+#define NS_SOAP11 "http://schemas.xmlsoap.org/soap/envelope/"
+#define NS_WSA10 "http://www.w3.org/2005/08/addressing"
+#define NS_WSSE "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+#define NS_WSU "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+#define NS_WSP "http://schemas.xmlsoap.org/ws/2004/09/policy"
+#define NS_WST13 "http://docs.oasis-open.org/ws-sx/ws-trust/200512"
+#define NS_WST2005 "http://schemas.xmlsoap.org/ws/2005/02/trust"
+#define WSA_ANONYMOUS NS_WSA10 "/anonymous"
+#define WSSE_PASSWORD_TEXT \
+	"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
+#define KEYTYPE_BEARER_13 NS_WST13 "/Bearer"
+#define KEYTYPE_NOPROOFKEY_2005 "http://schemas.xmlsoap.org/ws/2005/05/identity/NoProofKey"
+
+/* WS_REQUEST_SECURITY_TOKEN_ACTION */
+enum { RST_ACTION_ISSUE = 1, RST_ACTION_NEW_CONTEXT = 2, RST_ACTION_RENEW_CONTEXT = 3 };
+
+struct rst_request {
+	uint32_t trust_version;     /* 1 or 2 */
+	uint32_t soap_version;      /* 11 or 12 */
+	uint32_t request_action;    /* RST_ACTION_*; only ISSUE for now */
+	const char *to;             /* wsa:To: the STS endpoint */
+	const char *applies_to;     /* NULL: no AppliesTo */
+	const char *token_type;     /* NULL: no TokenType */
+	uint32_t key_type;          /* 0: no KeyType; 1 bearer (2, 3 later) */
+	const char *context;        /* NULL: no Context attribute */
+	/* UsernameToken (WS_USERNAME_MESSAGE_SECURITY_BINDING); NULL: none */
+	const char *username;
+	const struct secret *password;
+	/* Timestamp: created = now (0: the clock), expires = created + ttl_s (0: 300) */
+	time_t now;
+	unsigned ttl_s;
+};
+
+struct rst_msg {
+	struct secbuf body;          /* the whole envelope, secure memory */
+	char message_id[64];         /* "urn:uuid:<v4>", for RelatesTo */
+	char action[128];            /* wsa:Action, for the HTTP headers */
+	char created[32], expires[32];
+	char *context;               /* copy of the Context sent, or NULL */
+};
+
+/* 0, or -1 with a message in err (a parameter the writer refuses, e.g. a
+ * password with a control character, or OOM). */
+int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_t errlen);
+void rst_msg_free(struct rst_msg *m);   /* wipes */
+
+/* Helpers shared with the tests and the token checks. */
+void rst_new_uuid(char out[64]);                   /* "urn:uuid:xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
+void rst_format_time(char out[32], time_t t, long ms);   /* 2024-01-02T03:04:05.678Z */
+/* XML-escape s into b (& < > " '); -1 on a control character other than tab. */
+int rst_escape_into(struct secbuf *b, const char *s, size_t len);
+
+#endif
