@@ -1,0 +1,268 @@
+#!/usr/bin/python3
+"""The wstrust CLI (and the Windows-style example) against a fake broker: a
+Python thread speaking the IPC frame format (ipc/ipc.h) on a Unix socket.
+
+usage: test_cli.py WSTRUST_EXE REQUEST_TOKEN_EXE"""
+import calendar
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+WSTRUST = sys.argv.pop(1)
+EXAMPLE = sys.argv.pop(1)
+
+# ipc/ipc.h wire numbers
+REQ_TOKEN, ANS_TOKEN, ANS_ERROR = 0x0100, 0x0101, 0x0103
+T_PROFILE, T_ENDPOINT, T_APPLIES_TO, T_TRUST_VERSION, T_TOKEN_TYPE, T_KEY_TYPE = 1, 2, 3, 4, 5, 6
+T_TOKEN_XML, T_TOKEN_TYPE_URI, T_KEY_TYPE_OUT, T_VALID_FROM, T_VALID_TILL = 32, 33, 34, 35, 36
+T_ATTACHED_REF, T_UNATTACHED_REF = 37, 38
+T_HRESULT, T_ERROR_STRING, T_CHANNEL_FAULTED = 48, 49, 50
+
+SAML2 = "http://docs.oasis-open.org/wss/oasis-wss-saml-token-profile-1.1#SAMLV2.0"
+TOKEN = ('<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_x">'
+         '<saml:Issuer>https://sts.example/ caf\u00e9 "q" \\ </saml:Issuer></saml:Assertion>')
+ATTACHED = '<o:SecurityTokenReference xmlns:o="urn:o"><o:KeyIdentifier>_x</o:KeyIdentifier></o:SecurityTokenReference>'
+
+
+def ticks(rfc3339):
+    unix = calendar.timegm(__import__("time").strptime(rfc3339, "%Y-%m-%dT%H:%M:%SZ"))
+    return (unix + 62135596800) * 10_000_000
+
+
+def frame(mtype, fields):
+    body = b"".join(struct.pack(">HI", tag, len(v)) + v for tag, v in fields)
+    return struct.pack(">IHH", 4 + len(body), mtype, 0) + body
+
+
+def u32(v):
+    return struct.pack(">I", v)
+
+
+def u64(v):
+    return struct.pack(">Q", v)
+
+
+def parse(buf):
+    mtype = struct.unpack(">H", buf[4:6])[0]
+    fields, off = {}, 8
+    while off < len(buf):
+        tag, n = struct.unpack(">HI", buf[off:off + 6])
+        fields.setdefault(tag, []).append(buf[off + 6:off + 6 + n])
+        off += 6 + n
+    return mtype, fields
+
+
+class FakeBroker:
+    def __init__(self, path):
+        self.path = path
+        self.answer = None
+        self.requests = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.sock.settimeout(0.1)
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def read_exact(self, conn, n):
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
+    def serve(self, conn):
+        with conn:
+            conn.settimeout(10)
+            while True:
+                hdr = self.read_exact(conn, 4)
+                if hdr is None:
+                    return
+                rest = self.read_exact(conn, struct.unpack(">I", hdr)[0])
+                if rest is None:
+                    return
+                self.requests.append(parse(hdr + rest))
+                conn.sendall(self.answer)
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.sock.close()
+
+
+def token_answer(xml=TOKEN, token_type=SAML2, key_type=1, valid_from=ticks("2026-11-25T10:00:00Z"),
+                 valid_till=ticks("2026-11-25T11:00:00Z"), attached=ATTACHED):
+    f = [(T_TOKEN_XML, xml.encode()), (T_KEY_TYPE_OUT, u32(key_type)),
+         (T_VALID_FROM, u64(valid_from)), (T_VALID_TILL, u64(valid_till))]
+    if token_type:
+        f.append((T_TOKEN_TYPE_URI, token_type.encode()))
+    if attached:
+        f.append((T_ATTACHED_REF, attached.encode()))
+    return frame(ANS_TOKEN, f)
+
+
+class Cli(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.sock = os.path.join(cls.tmp.name, "broker.sock")
+        cls.broker = FakeBroker(cls.sock)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.close()
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.broker.requests.clear()
+        self.broker.answer = token_answer()
+
+    def run_cli(self, *args, env=None):
+        return subprocess.run([WSTRUST, *args], capture_output=True, timeout=60, env=env)
+
+    def token(self, *extra):
+        return self.run_cli("token", "--socket", self.sock, "--profile", "demo", *extra)
+
+    def last_request(self):
+        self.assertEqual(len(self.broker.requests), 1)
+        mtype, fields = self.broker.requests[0]
+        self.assertEqual(mtype, REQ_TOKEN)
+        return fields
+
+    def test_json(self):
+        r = self.token("--format", "json", "--applies-to", "urn:example:rp")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["token"], TOKEN)
+        self.assertEqual(out["token_type"], SAML2)
+        self.assertEqual(out["key_type"], "bearer")
+        self.assertEqual(out["valid_from"], "2026-11-25T10:00:00Z")
+        self.assertEqual(out["valid_till"], "2026-11-25T11:00:00Z")
+        self.assertEqual(out["attached_reference"], ATTACHED)
+        self.assertNotIn("unattached_reference", out)
+        f = self.last_request()
+        self.assertEqual(f[T_PROFILE], [b"demo"])
+        self.assertEqual(f[T_APPLIES_TO], [b"urn:example:rp"])
+        self.assertNotIn(T_ENDPOINT, f)
+        self.assertNotIn(T_TRUST_VERSION, f, "a profile request must leave the trust version to the profile")
+
+    def test_xml_is_the_token_bytes(self):
+        r = self.token("--format", "xml")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, TOKEN.encode() + b"\n")
+
+    def test_json_escaping_and_missing_times(self):
+        nasty = '<a x="1">\\ \t\n\x01 "quoted" \u00e9\u4e2d</a>'
+        self.broker.answer = token_answer(xml=nasty, token_type=None, valid_from=0, valid_till=0, attached=None)
+        r = self.token("--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["token"], nasty)
+        self.assertIsNone(out["token_type"])
+        self.assertIsNone(out["valid_from"])
+        self.assertIsNone(out["valid_till"])
+        self.assertNotIn("attached_reference", out)
+
+    def test_key_types(self):
+        for value, name in ((2, "symmetric"), (3, "asymmetric")):
+            self.broker.answer = token_answer(key_type=value)
+            r = self.token("--format", "json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["key_type"], name)
+
+    def test_error_strings_in_order_and_nothing_on_stdout(self):
+        self.broker.answer = frame(ANS_ERROR, [
+            (T_HRESULT, u32(0x803D0013)),
+            (T_ERROR_STRING, b"The STS returned a fault: ID3242: bad password"),
+            (T_ERROR_STRING, b"fault code: {soap}Sender / {trust}FailedAuthentication"),
+            (T_CHANNEL_FAULTED, u32(0))])
+        r = self.token("--format", "json")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, b"")
+        lines = r.stderr.decode().splitlines()
+        self.assertEqual(lines[0], "wstrust: The STS returned a fault: ID3242: bad password")
+        self.assertEqual(lines[1], "wstrust: fault code: {soap}Sender / {trust}FailedAuthentication")
+        self.assertIn("0x803D0013", r.stderr.decode())
+
+    def test_garbage_answer(self):
+        self.broker.answer = b"\x00\x00\x00\x04\x7f\x7f\x00\x00"
+        r = self.token()
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, b"")
+        self.assertIn("0x803D0000", r.stderr.decode())
+
+    def test_no_broker(self):
+        missing = os.path.join(self.tmp.name, "nothing.sock")
+        r = self.run_cli("token", "--socket", missing, "--profile", "demo")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, b"")
+        self.assertIn(missing, r.stderr.decode())
+        self.assertTrue(all(l.startswith("wstrust: ") for l in r.stderr.decode().splitlines()))
+
+    def test_socket_from_environment(self):
+        env = dict(os.environ, WSTRUST_SOCKET=self.sock)
+        r = self.run_cli("token", "--profile", "demo", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, TOKEN.encode() + b"\n")
+
+    def test_endpoint_and_trust_version(self):
+        url = "https://127.0.0.1:4443/adfs/services/trust/13/usernamemixed"
+        r = self.run_cli("token", "--socket", self.sock, "--endpoint", url, "--token-type", SAML2,
+                         "--key-type", "bearer")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        f = self.last_request()
+        self.assertEqual(f[T_ENDPOINT], [url.encode()])
+        self.assertEqual(f[T_TRUST_VERSION], [u32(1)], "WsRequestSecurityToken's default is February 2005")
+        self.assertEqual(f[T_TOKEN_TYPE], [SAML2.encode()])
+        self.assertEqual(f[T_KEY_TYPE], [u32(1)])
+        self.broker.requests.clear()
+        r = self.run_cli("token", "--socket", self.sock, "--endpoint", url, "--trust-version", "1.3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.last_request()[T_TRUST_VERSION], [u32(2)])
+
+    def test_usage(self):
+        for args in (["token", "--socket", self.sock], ["token", "--profile", "a", "--endpoint", "https://x/"],
+                     ["token", "--profile", "a", "--format", "yaml"], ["token", "--profile", "a", "--trust-version", "9"],
+                     ["frobnicate"], []):
+            r = self.run_cli(*args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(r.stdout, b"", args)
+        self.assertEqual(self.broker.requests, [])
+        for args in (["--help"], ["token", "--help"], ["demo", "--help"]):
+            r = self.run_cli(*args)
+            self.assertEqual(r.returncode, 0, args)
+            self.assertIn(b"usage: wstrust", r.stdout)
+
+    def test_windows_style_example(self):
+        url = "https://127.0.0.1:4443/adfs/services/trust/13/usernamemixed"
+        env = dict(os.environ, WSTRUST_SOCKET=self.sock)
+        r = subprocess.run([EXAMPLE, url], capture_output=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, TOKEN.encode() + b"\n")
+        f = self.last_request()
+        self.assertEqual(f[T_ENDPOINT], [url.encode()])
+        self.assertEqual(f[T_APPLIES_TO], [b"urn:example:rp"])
+        self.assertEqual(f[T_TRUST_VERSION], [u32(2)])
+        self.assertEqual(f[T_KEY_TYPE], [u32(1)])
+        self.assertEqual(f[T_TOKEN_TYPE], [SAML2.encode()])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
