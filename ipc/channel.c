@@ -30,6 +30,7 @@ struct ipc_chan {
 	char err[160];
 };
 
+static int chan_fail(struct ipc_chan *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int chan_fail(struct ipc_chan *c, const char *fmt, ...)
 {
 	va_list ap;

@@ -131,6 +131,7 @@ int wt_result_encode(const struct wt_result *r, struct ipc_builder *b)
 	return ipc_finish(b);
 }
 
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
