@@ -199,10 +199,10 @@ enum { K_BROKER, K_PROFILE, K_OTHER };
 static const char *const profile_keys[] = {
 	"endpoint", "trust_version", "soap_version", "ca_file", "auth", "username",
 	"password_file", "applies_to", "key_type", "token_type", "timeout_ms",
-	"allow_users", "allow_groups", "allow_insecure_http",
+	"allow_users", "allow_groups", "allow_insecure_http", "release_proof_key", "allow_rsa15",
 };
 enum { PK_ENDPOINT, PK_TRUST, PK_SOAP, PK_CA, PK_AUTH, PK_USER, PK_PWFILE, PK_APPLIES,
-       PK_KEYTYPE, PK_TOKENTYPE, PK_TIMEOUT, PK_USERS, PK_GROUPS, PK_INSECURE, PK_COUNT };
+       PK_KEYTYPE, PK_TOKENTYPE, PK_TIMEOUT, PK_USERS, PK_GROUPS, PK_INSECURE, PK_RELEASE, PK_RSA15, PK_COUNT };
 
 static const char *const broker_keys[] = {
 	"socket", "worker_path", "worker_user", "worker_max_replies", "worker_pool",
@@ -400,7 +400,7 @@ static int profile_key(struct parse_ctx *c, const char *name, const char *v)
 	if (k < 0)
 		return fail(c, c->rd->line, "unknown key '%s' in [profile %s] (known: endpoint, trust_version, "
 		            "soap_version, ca_file, auth, username, password_file, applies_to, key_type, token_type, "
-		            "timeout_ms, allow_users, allow_groups, allow_insecure_http)", name, p->name);
+		            "timeout_ms, allow_users, allow_groups, allow_insecure_http, release_proof_key, allow_rsa15)", name, p->name);
 	if (c->profile_seen[idx] & (1u << k))
 		return fail(c, c->rd->line, "duplicate key '%s' in [profile %s]", name, p->name);
 	c->profile_seen[idx] |= 1u << k;
@@ -461,10 +461,12 @@ static int profile_key(struct parse_ctx *c, const char *name, const char *v)
 	case PK_KEYTYPE:
 		if (!strcmp(v, "bearer"))
 			p->key_type = KEY_TYPE_BEARER;
-		else if (!strcmp(v, "symmetric") || !strcmp(v, "asymmetric"))
-			return fail(c, c->rd->line, "key_type = %s not supported yet (supported: bearer)", v);
+		else if (!strcmp(v, "symmetric"))
+			p->key_type = KEY_TYPE_SYMMETRIC;
+		else if (!strcmp(v, "asymmetric"))
+			p->key_type = KEY_TYPE_ASYMMETRIC;
 		else
-			return fail(c, c->rd->line, "key_type = '%s': unknown (supported: bearer)", v);
+			return fail(c, c->rd->line, "key_type = '%s': unknown (bearer, symmetric or asymmetric)", v);
 		break;
 	case PK_TOKENTYPE:
 		if (set_str(c, &p->token_type, name, v, false))
@@ -485,6 +487,14 @@ static int profile_key(struct parse_ctx *c, const char *name, const char *v)
 		break;
 	case PK_INSECURE:
 		if (parse_bool(c, name, v, &p->allow_insecure_http))
+			return 0;
+		break;
+	case PK_RELEASE:
+		if (parse_bool(c, name, v, &p->release_proof_key))
+			return 0;
+		break;
+	case PK_RSA15:
+		if (parse_bool(c, name, v, &p->allow_rsa15))
 			return 0;
 		break;
 	}

@@ -18,7 +18,15 @@
 #define CONFIG_MAX_LINE 8192          /* bytes in one config line */
 #define PASSWORD_MAX 4096             /* bytes in a password file */
 
-enum auth_kind { AUTH_USERNAME = 1 };
+/* The profile's `auth =`: WWSAPI's WS_SECURITY_BINDING_TYPE for the STS
+ * channel (TLS client certificates are orthogonal: client_cert/client_key). */
+enum auth_kind {
+	AUTH_USERNAME = 1,      /* WS_USERNAME_MESSAGE_SECURITY_BINDING */
+	AUTH_CERTIFICATE,       /* extension: BinarySecurityToken + XML Signature */
+	AUTH_ISSUED_TOKEN,      /* WS_XML_TOKEN_MESSAGE_SECURITY_BINDING (issuer_profile) */
+	AUTH_BASIC,             /* WS_HTTP_HEADER_AUTH_SECURITY_BINDING, Basic */
+	AUTH_NONE,              /* TLS only (a client certificate, or nothing) */
+};
 
 /* WS_SECURITY_KEY_TYPE values (0: none configured) */
 enum { KEY_TYPE_UNSET = 0, KEY_TYPE_BEARER = 1, KEY_TYPE_SYMMETRIC = 2, KEY_TYPE_ASYMMETRIC = 3 };
@@ -43,6 +51,14 @@ struct profile {
 	char *token_type;              /* NULL: none */
 	unsigned timeout_ms;           /* 0: [broker] request_timeout_ms */
 	bool allow_insecure_http;      /* http:// allowed, loopback hosts only */
+	bool release_proof_key;        /* daemon mode: hand the symmetric proof key to the client */
+	bool allow_rsa15;              /* accept EncryptedKey proof tokens with RSA 1.5 (else OAEP only) */
+	/* The profile's certificate and private key (client_cert / client_key):
+	 * TLS client authentication, the certificate binding's signature,
+	 * UseKey for asymmetric proof keys and EncryptedKey decryption.  NULL
+	 * when not configured.  The key lives in OpenSSL's secure heap. */
+	struct x509_st *client_cert;
+	struct evp_pkey_st *client_key;
 	struct policy_acl acl;
 	struct worker_pool *pool;      /* set by the broker after load, not by config */
 };

@@ -197,6 +197,7 @@ static void exchange(struct req *q)
 	}
 
 	struct http_request hq = {
+		.profile = p,
 		.url = p->endpoint,
 		.body = msg.body.data,
 		.body_len = msg.body.len,

@@ -13,7 +13,10 @@
 
 #include "secmem.h"
 
+struct profile;
+
 struct http_request {
+	const struct profile *profile;   /* TLS client cert, pin, Basic credentials */
 	const char *url;
 	const uint8_t *body;       /* not copied (CURLOPT_POSTFIELDS) */
 	size_t body_len;

@@ -232,7 +232,7 @@ int main(void)
 	expect_error(with_line(5, "max_reply_bytes = -5"), "expected an integer");
 	expect_error(with_line(12, "auth = certificate"), ":12: auth = certificate not supported yet");
 	expect_error(with_line(12, "auth = magic"), ":12: auth = 'magic': unknown (supported: username)");
-	expect_error(with_line(16, "key_type = symmetric"), ":16: key_type = symmetric not supported yet");
+	expect_error(with_line(18, "release_proof_key = maybe"), ":18: release_proof_key = 'maybe': expected yes or no");
 	expect_error(with_line(16, "key_type = weird"), "key_type = 'weird': unknown");
 	expect_error(with_line(3, "socket = relative.sock"), ":3: socket = 'relative.sock': must be an absolute path");
 	expect_error(with_line(11, "ca_file = /nonexistent/ca.pem"), ":11: ca_file /nonexistent/ca.pem: No such file");
