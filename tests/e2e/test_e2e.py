@@ -180,5 +180,43 @@ class WorkerFailures(unittest.TestCase):
         self.assertNotIn(self.canary, self.broker.read_log())
 
 
+class WorkerOverBudget(unittest.TestCase):
+    """A reply crafted to exceed the worker's limits (here its wall-clock
+    budget, set to 20 ms) gets the worker killed and the request a clear
+    error; the broker keeps serving and the next request succeeds."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="wstrust-e2e-")
+        os.chmod(cls.tmp, 0o755)
+        big = os.path.join(cls.tmp, "big.xml")
+        with open(big, "w") as f:   # 7 MiB: under max_reply_bytes, far over 20 ms of work
+            f.write('<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><!--'
+                    + "x" * (7 << 20) + "--></s:Body></s:Envelope>")
+        cls.sts = DevSTS(cls.tmp, "--canned", "/canned/big=" + big)
+        good = os.path.join(cls.tmp, "good.secret")
+        write_secret(good, "secret")
+        cls.broker = Broker(cls.tmp, {
+            "demo": profile_13(cls.sts, good),
+            "big": profile_13(cls.sts, good, endpoint=cls.sts.url("/canned/big")),
+        }, broker={"worker_timeout_ms": 20})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
+        cls.sts.stop()
+
+    def test_worker_over_its_budget_is_killed_then_service_continues(self):
+        r = cli("token", "--socket", self.broker.socket, "--profile", "big")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.stdout, b"")
+        err = r.stderr.decode()
+        self.assertRegex(err, r"worker did not (take the reply|answer) within 20 ms \(killed\)")
+        self.assertIn("HRESULT 0x803D0006", err)   # WS_E_OPERATION_TIMED_OUT
+        self.assertIn("timeout", self.broker.read_log())
+        ok = cli("token", "--socket", self.broker.socket, "--profile", "demo")
+        self.assertEqual(ok.returncode, 0, ok.stderr.decode() + self.broker.read_log())
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
