@@ -34,6 +34,8 @@ bool key_type_is_bearer(const char *uri)
 		"http://docs.oasis-open.org/ws-sx/ws-trust/200512/Bearer",
 		/* the spelling in the WS-Trust 1.3 specification text (errata) */
 		"http://docs.oasis-open.org/ws-sx/wstrust/200512/Bearer",
+		/* the spelling in the original WS-Trust 1.3 schema */
+		"http://docs.oasis-open.org/wssx/wstrust/200512/Bearer",
 		"http://schemas.xmlsoap.org/ws/2005/05/identity/NoProofKey",
 	};
 	for (size_t i = 0; i < sizeof bearer / sizeof bearer[0]; i++)
@@ -50,6 +52,13 @@ static bool key_type_is(const char *uri, const char *local)
 	return !strcmp(uri, a) || !strcmp(uri, b);
 }
 
+static bool ck_psha1(const char *uri, uint32_t trust_version)
+{
+	bool v13 = !strcmp(uri, "http://docs.oasis-open.org/ws-sx/ws-trust/200512/CK/PSHA1");
+	bool v05 = !strcmp(uri, "http://schemas.xmlsoap.org/ws/2005/02/trust/CK/PSHA1");
+	return trust_version == 2 ? v13 : trust_version == 1 ? v05 : v13 || v05;
+}
+
 uint64_t ws_datetime_now(void)
 {
 	struct timespec ts;
@@ -64,6 +73,91 @@ static const char *proof_name(uint32_t k)
 	case IPC_PROOF_COMPUTED_KEY: return "a ComputedKey";
 	case IPC_PROOF_ENCRYPTED_KEY: return "an EncryptedKey";
 	default: return "an unknown";
+	}
+}
+
+static bool has_proof(const struct wt_result *r)
+{
+	return r->proof_kind != IPC_PROOF_NONE || r->proof_data.len || r->entropy.len || r->ck_algorithm;
+}
+
+static const char *proof_of(const struct wt_result *r)
+{
+	return proof_name(r->proof_kind != IPC_PROOF_NONE ? r->proof_kind
+	                  : r->ck_algorithm ? IPC_PROOF_COMPUTED_KEY : IPC_PROOF_BINARY_SECRET);
+}
+
+static const char *entropy_name(uint32_t m)
+{
+	return m == 1 ? "CLIENT_ONLY" : m == 3 ? "COMBINED" : "SERVER_ONLY";
+}
+
+/* The proof material of a symmetric key against the entropy mode sent. */
+static int check_symmetric(const struct token_expect *e, const struct wt_result *r, char *err, size_t errlen)
+{
+	uint32_t mode = e->entropy_mode ? e->entropy_mode : 2;
+	if (r->key_size && (r->key_size < 128 || r->key_size > 512 || r->key_size % 8)) {
+		snprintf(err, errlen, "the STS states a KeySize of %u bits (allowed: 128 to 512, a multiple of 8)",
+		         r->key_size);
+		return -1;
+	}
+	if (e->key_size && r->key_size && r->key_size != e->key_size) {
+		snprintf(err, errlen, "the STS issued a %u-bit key, but %u bits were requested", r->key_size, e->key_size);
+		return -1;
+	}
+	switch (mode) {
+	case 1:   /* our entropy is the key: the STS must not send key material */
+		if (r->proof_kind != IPC_PROOF_NONE || r->ck_algorithm) {
+			snprintf(err, errlen, "CLIENT_ONLY entropy was requested (the requestor's entropy is the key), but "
+			         "the STS sent %s proof token", proof_of(r));
+			return -1;
+		}
+		if (r->entropy.len) {
+			snprintf(err, errlen, "CLIENT_ONLY entropy was requested, but the STS sent its own Entropy");
+			return -1;
+		}
+		return 0;
+	case 3:
+		if (r->proof_kind != IPC_PROOF_COMPUTED_KEY) {
+			snprintf(err, errlen, "COMBINED entropy was requested, but the STS sent %s proof token instead of a "
+			         "ComputedKey", r->proof_kind == IPC_PROOF_NONE ? "no" : proof_of(r));
+			return -1;
+		}
+		if (!r->ck_algorithm || !ck_psha1(r->ck_algorithm, e->trust_version)) {
+			snprintf(err, errlen, "the STS's ComputedKey algorithm %s is not the requested P_SHA1 (CK/PSHA1)",
+			         r->ck_algorithm ? r->ck_algorithm : "(none)");
+			return -1;
+		}
+		if (!r->entropy.len) {
+			snprintf(err, errlen, "the STS sent a ComputedKey without its issuer Entropy");
+			return -1;
+		}
+		if (r->entropy.len < 16 || r->entropy.len > 64) {
+			snprintf(err, errlen, "the STS's issuer Entropy is %zu bytes (allowed: 16 to 64)", r->entropy.len);
+			return -1;
+		}
+		return 0;
+	default:
+		if (r->proof_kind == IPC_PROOF_COMPUTED_KEY || r->ck_algorithm) {
+			snprintf(err, errlen, "the STS sent a ComputedKey proof token, but the request carried no entropy "
+			         "(%s)", entropy_name(mode));
+			return -1;
+		}
+		if (r->proof_kind != IPC_PROOF_BINARY_SECRET && r->proof_kind != IPC_PROOF_ENCRYPTED_KEY) {
+			snprintf(err, errlen, "SERVER_ONLY entropy was requested, but the STS sent no proof token "
+			         "(a BinarySecret or EncryptedKey)");
+			return -1;
+		}
+		if (r->entropy.len) {
+			snprintf(err, errlen, "the STS sent issuer Entropy, but the request carried no entropy (SERVER_ONLY)");
+			return -1;
+		}
+		if (r->proof_kind == IPC_PROOF_BINARY_SECRET && e->key_size && r->proof_data.len * 8 != e->key_size) {
+			snprintf(err, errlen, "the STS's BinarySecret is %zu bits, but %u bits were requested",
+			         r->proof_data.len * 8, e->key_size);
+			return -1;
+		}
+		return 0;
 	}
 }
 
@@ -98,33 +192,58 @@ int token_check(const struct token_expect *e, const struct wt_result *r, uint64_
 	v->token_type = r->token_type ? r->token_type : e->token_type;
 
 	/* Key type and proof material. */
-	if (e->key_type == 1) {
+	bool sct = e->request_action == 2 || e->request_action == 3;
+	uint32_t want = e->key_type ? e->key_type : sct ? 2 : 0;
+	if (want == 1) {
 		if (r->key_type && !key_type_is_bearer(r->key_type)) {
 			snprintf(err, errlen, "a bearer token was requested, but the STS issued key type %s", r->key_type);
 			return -1;
 		}
-		if (r->proof_kind != IPC_PROOF_NONE || r->proof_data.len || r->entropy.len || r->ck_algorithm) {
-			snprintf(err, errlen, "a bearer token was requested, but the STS sent %s proof token",
-			         proof_name(r->proof_kind != IPC_PROOF_NONE ? r->proof_kind :
-			                    r->ck_algorithm ? IPC_PROOF_COMPUTED_KEY : IPC_PROOF_BINARY_SECRET));
+		if (has_proof(r)) {
+			snprintf(err, errlen, "a bearer token was requested, but the STS sent %s proof token", proof_of(r));
 			return -1;
 		}
 		v->key_type_out = 1;
-	} else if (e->key_type == 0) {
+	} else if (want == 2) {
+		if (r->key_type && !key_type_is(r->key_type, "SymmetricKey")) {
+			snprintf(err, errlen, "a symmetric key was requested, but the STS issued key type %s", r->key_type);
+			return -1;
+		}
+		if (check_symmetric(e, r, err, errlen) != 0)
+			return -1;
+		v->key_type_out = 2;
+		v->proof_withheld = true;
+	} else if (want == 3) {
+		if (r->key_type && !key_type_is(r->key_type, "PublicKey")) {
+			snprintf(err, errlen, "an asymmetric (PublicKey) key was requested, but the STS issued key type %s",
+			         r->key_type);
+			return -1;
+		}
+		if (has_proof(r)) {
+			snprintf(err, errlen, "an asymmetric key was requested (UseKey: the client certificate), but the "
+			         "STS sent %s proof token", proof_of(r));
+			return -1;
+		}
+		if (r->key_size) {
+			snprintf(err, errlen, "an asymmetric key was requested, but the STS states a KeySize of %u bits",
+			         r->key_size);
+			return -1;
+		}
+		v->key_type_out = 3;
+	} else {
 		/* Nothing asked: take what the STS says, but only what we can hold. */
 		if (r->proof_kind == IPC_PROOF_COMPUTED_KEY || r->ck_algorithm) {
 			snprintf(err, errlen, "the STS sent a ComputedKey proof token, but the request carried no entropy");
 			return -1;
 		}
-		if (r->proof_kind == IPC_PROOF_ENCRYPTED_KEY) {
-			snprintf(err, errlen, "the STS sent an EncryptedKey proof token: not supported yet");
-			return -1;
-		}
-		if (r->proof_kind == IPC_PROOF_BINARY_SECRET) {
+		if (r->proof_kind == IPC_PROOF_BINARY_SECRET || r->proof_kind == IPC_PROOF_ENCRYPTED_KEY) {
 			if (r->key_type && !key_type_is(r->key_type, "SymmetricKey")) {
-				snprintf(err, errlen, "the STS sent a BinarySecret proof token with key type %s", r->key_type);
+				snprintf(err, errlen, "the STS sent %s proof token with key type %s", proof_name(r->proof_kind),
+				         r->key_type);
 				return -1;
 			}
+			if (check_symmetric(e, r, err, errlen) != 0)
+				return -1;
 			v->key_type_out = 2;
 			v->proof_withheld = true;
 		} else if (r->key_type && key_type_is(r->key_type, "PublicKey")) {
@@ -133,14 +252,30 @@ int token_check(const struct token_expect *e, const struct wt_result *r, uint64_
 			snprintf(err, errlen, "the STS issued a symmetric-key token without a proof token");
 			return -1;
 		} else if (!r->key_type || key_type_is_bearer(r->key_type)) {
+			if (r->entropy.len) {
+				snprintf(err, errlen, "the STS sent issuer entropy with a bearer token");
+				return -1;
+			}
 			v->key_type_out = 1;
 		} else {
 			snprintf(err, errlen, "the STS issued unknown key type %s", r->key_type);
 			return -1;
 		}
-	} else {
-		snprintf(err, errlen, "not supported yet: checking key type %u", e->key_type);
-		return -1;
+	}
+
+	/* SecureConversation: the answer must be a SecurityContextToken, and a
+	 * renewal keeps its Identifier. */
+	if (sct) {
+		if (!r->sct_id) {
+			snprintf(err, errlen, "the STS answered a %s request without a SecurityContextToken",
+			         e->request_action == 2 ? "NEW_CONTEXT" : "RENEW_CONTEXT");
+			return -1;
+		}
+		if (e->request_action == 3 && e->renew_sct_id && strcmp(r->sct_id, e->renew_sct_id) != 0) {
+			snprintf(err, errlen, "the renewed security context token has Identifier %s, but %s was renewed",
+			         r->sct_id, e->renew_sct_id);
+			return -1;
+		}
 	}
 
 	/* AppliesTo: when both sides name one, they must agree. */

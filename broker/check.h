@@ -21,19 +21,28 @@ struct token_expect {
 	const char *message_id;    /* RST MessageID (RelatesTo must equal it when present) */
 	const char *context;       /* RST Context, or NULL */
 	const char *token_type;    /* requested TokenType, or NULL (any) */
-	uint32_t key_type;         /* requested: 0 none, 1 bearer, ... */
+	uint32_t key_type;         /* requested: 0 none, 1 bearer, 2 symmetric, 3 asymmetric */
 	const char *applies_to;    /* requested AppliesTo, or NULL */
+	uint32_t trust_version;    /* of the RST (algorithm URIs): 1 or 2; 0 = either */
+	uint32_t key_size;         /* requested bits, 0 = none */
+	uint32_t entropy_mode;     /* symmetric: 1 CLIENT_ONLY, 2 (or 0) SERVER_ONLY, 3 COMBINED */
+	uint32_t request_action;   /* 1 ISSUE (or 0), 2 NEW_CONTEXT, 3 RENEW_CONTEXT: an SCT is expected */
+	const char *renew_sct_id;  /* RENEW_CONTEXT: the Identifier the renewed SCT must keep */
 };
 
 /* What the checks conclude about an acceptable token. */
 struct token_verdict {
 	uint32_t key_type_out;     /* WS_SECURITY_KEY_TYPE for the client */
 	const char *token_type;    /* the type to report (RSTR's, else the requested one), or NULL */
-	bool proof_withheld;       /* a proof key exists and stays in the broker */
+	bool proof_withheld;       /* a symmetric proof key exists (request.c decides who gets it) */
 };
 
 /* 0: acceptable.  -1: refused, with the reason in err. now_ticks is the
- * current time as WS_DATETIME ticks. */
+ * current time as WS_DATETIME ticks.  For a symmetric key (key_type_out 2)
+ * the proof material is checked against the entropy mode: SERVER_ONLY wants
+ * a BinarySecret or EncryptedKey and no issuer entropy; CLIENT_ONLY no proof
+ * token at all; COMBINED a ComputedKey T/CK/PSHA1 with issuer Entropy.  A
+ * ComputedKey is refused whenever no entropy was sent. */
 int token_check(const struct token_expect *e, const struct wt_result *r, uint64_t now_ticks,
                 struct token_verdict *v, char *err, size_t errlen);
 

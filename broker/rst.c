@@ -106,6 +106,43 @@ static void leaf(struct w *w, const char *prefix, const char *name, const char *
 	end(w);
 }
 
+static void raw(struct w *w, const uint8_t *p, size_t len)
+{
+	if (len && (len > INT32_MAX || xmlTextWriterWriteRawLen(w->x, (const xmlChar *)p, (int)len) < 0))
+		w->bad = true;
+}
+
+/* UseKey with the client certificate (issue 5's asymmetric extension). */
+static void use_key(struct w *w, const uint8_t *der, size_t len)
+{
+	size_t n = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+	char *b64 = malloc(n);
+	if (!b64) {
+		w->bad = true;
+		return;
+	}
+	sodium_bin2base64(b64, n, der, len, sodium_base64_VARIANT_ORIGINAL);
+	start(w, "wst", "UseKey", NULL);
+	start(w, "ds", "KeyInfo", NS_DS);
+	start(w, "ds", "X509Data", NULL);
+	leaf(w, "ds", "X509Certificate", b64);
+	end(w);
+	end(w);
+	end(w);
+	free(b64);
+}
+
+static const char *bearer_uri(const struct rst_request *r)
+{
+	if (r->trust_version != 2)
+		return KEYTYPE_NOPROOFKEY_2005;
+	switch (r->bearer_version) {
+	case 1: return KEYTYPE_BEARER_13_SPEC;
+	case 2: return KEYTYPE_BEARER_13_SCHEMA;
+	default: return KEYTYPE_BEARER_13;
+	}
+}
+
 static bool has_bad_chars(const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -167,17 +204,29 @@ int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_
 		snprintf(err, errlen, "SOAP version %u unknown", r->soap_version);
 		return -1;
 	}
-	if (r->request_action != RST_ACTION_ISSUE) {
-		snprintf(err, errlen, "not supported yet: REQUEST_ACTION %u (only ISSUE)", r->request_action);
+	if (r->request_action < RST_ACTION_ISSUE || r->request_action > RST_ACTION_RENEW_CONTEXT) {
+		snprintf(err, errlen, "REQUEST_ACTION %u unknown", r->request_action);
 		return -1;
 	}
-	if (r->key_type > 1) {
-		snprintf(err, errlen, "not supported yet: ISSUED_TOKEN_KEY_TYPE %s",
-		         r->key_type == 2 ? "symmetric" : r->key_type == 3 ? "asymmetric" : "unknown");
+	if (r->key_type > 3) {
+		snprintf(err, errlen, "key type %u unknown", r->key_type);
 		return -1;
 	}
-	const char *strs[] = { r->to, r->applies_to, r->token_type, r->context, r->username };
-	static const char *const names[] = { "endpoint", "AppliesTo", "TokenType", "Context", "username" };
+	if (r->key_type == 3 && (!r->use_key_cert || !r->use_key_cert_len)) {
+		snprintf(err, errlen, "an asymmetric (PublicKey) token needs the profile's client_cert for UseKey");
+		return -1;
+	}
+	if ((r->entropy_mode == 1 || r->entropy_mode == 3) && (!r->entropy || !r->entropy->len)) {
+		snprintf(err, errlen, "internal error: entropy mode %u without requestor entropy", r->entropy_mode);
+		return -1;
+	}
+	if (r->request_action == RST_ACTION_RENEW_CONTEXT && !r->renew_sct_id) {
+		snprintf(err, errlen, "RENEW_CONTEXT without the Identifier of the token to renew");
+		return -1;
+	}
+	const char *strs[] = { r->to, r->applies_to, r->token_type, r->context, r->username, r->renew_sct_id };
+	static const char *const names[] = { "endpoint", "AppliesTo", "TokenType", "Context", "username",
+		                             "wsc:Identifier" };
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		if (strs[i] && has_bad_chars(strs[i])) {
 			snprintf(err, errlen, "%s contains a control character", names[i]);
@@ -195,7 +244,19 @@ int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_
 	bool v13 = r->trust_version == 2;
 	const char *soap_ns = r->soap_version == 12 ? NS_SOAP12 : NS_SOAP11;
 	const char *wst_ns = v13 ? NS_WST13 : NS_WST2005;
-	snprintf(out->action, sizeof out->action, "%s/RST/Issue", wst_ns);
+	/* SecureConversation's RST/SCT actions live in the trust namespace its
+	 * version builds on: SC Feb 2005 -> trust Feb 2005, SC 1.3 -> trust 1.3. */
+	const char *sc_ns = r->sc_version == 2 ? NS_WSC13 : NS_WSC2005;
+	const char *sc_trust_ns = r->sc_version == 2 ? NS_WST13 : NS_WST2005;
+	char sct_type[128];
+	snprintf(sct_type, sizeof sct_type, "%s/sct", sc_ns);
+	switch (r->request_action) {
+	case RST_ACTION_NEW_CONTEXT: snprintf(out->action, sizeof out->action, "%s/RST/SCT", sc_trust_ns); break;
+	case RST_ACTION_RENEW_CONTEXT:
+		snprintf(out->action, sizeof out->action, "%s/RST/SCT/Renew", sc_trust_ns);
+		break;
+	default: snprintf(out->action, sizeof out->action, "%s/RST/Issue", wst_ns);
+	}
 	rst_new_uuid(out->message_id);
 
 	struct timespec ts;
@@ -211,6 +272,19 @@ int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_
 
 	struct secret_slot slots[RST_MAX_SECRETS];
 	size_t nslots = 0;
+	/* base64 of the requestor entropy, in secure memory */
+	struct secret entropy_b64 = { 0 };
+	if (r->entropy_mode == 1 || r->entropy_mode == 3) {
+		size_t n = sodium_base64_encoded_len(r->entropy->len, sodium_base64_VARIANT_ORIGINAL);
+		if (!(entropy_b64.data = sodium_malloc(n))) {
+			snprintf(err, errlen, "out of secure memory");
+			rst_msg_free(out);
+			return -1;
+		}
+		sodium_bin2base64(entropy_b64.data, n, (const unsigned char *)r->entropy->data, r->entropy->len,
+		                  sodium_base64_VARIANT_ORIGINAL);
+		entropy_b64.len = strlen(entropy_b64.data);
+	}
 
 	xmlBufferPtr buf = xmlBufferCreate();
 	xmlTextWriterPtr xw = buf ? xmlNewTextWriterMemory(buf, 0) : NULL;
@@ -218,6 +292,7 @@ int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_
 		if (buf)
 			xmlBufferFree(buf);
 		snprintf(err, errlen, "out of memory");
+		secret_free(&entropy_b64);
 		rst_msg_free(out);
 		return -1;
 	}
@@ -239,6 +314,7 @@ int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_
 	end(&w);
 	start(&w, "wsa", "To", NULL);
 	attr(&w, "s", "mustUnderstand", "1");
+	attr(&w, "wsu", "Id", "_1");   /* wssec signs To by this Id */
 	text(&w, r->to);
 	end(&w);
 
@@ -255,7 +331,7 @@ int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_
 		s->value = r->password->data;
 		s->len = r->password->len;
 		start(&w, "wsse", "UsernameToken", NULL);
-		attr(&w, "wsu", "Id", "_1");
+		attr(&w, "wsu", "Id", "_2");
 		leaf(&w, "wsse", "Username", r->username);
 		start(&w, "wsse", "Password", NULL);
 		plain_attr(&w, "Type", WSSE_PASSWORD_TEXT);
@@ -277,13 +353,70 @@ int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_
 		end(&w);
 		end(&w);
 	}
-	if (r->key_type == 1)
-		leaf(&w, "wst", "KeyType", v13 ? KEYTYPE_BEARER_13 : KEYTYPE_NOPROOFKEY_2005);
-	char reqtype[128];
-	snprintf(reqtype, sizeof reqtype, "%s/Issue", wst_ns);
-	leaf(&w, "wst", "RequestType", reqtype);
+	char uri[160];
+	switch (r->key_type) {
+	case 1: leaf(&w, "wst", "KeyType", bearer_uri(r)); break;
+	case 2:
+		snprintf(uri, sizeof uri, "%s/SymmetricKey", wst_ns);
+		leaf(&w, "wst", "KeyType", uri);
+		break;
+	case 3:
+		snprintf(uri, sizeof uri, "%s/PublicKey", wst_ns);
+		leaf(&w, "wst", "KeyType", uri);
+		break;
+	}
+	snprintf(uri, sizeof uri, "%s/%s", wst_ns, r->request_action == RST_ACTION_RENEW_CONTEXT ? "Renew" : "Issue");
+	leaf(&w, "wst", "RequestType", uri);
 	if (r->token_type)
 		leaf(&w, "wst", "TokenType", r->token_type);
+	else if (r->request_action != RST_ACTION_ISSUE)
+		leaf(&w, "wst", "TokenType", sct_type);
+	if (r->key_size) {
+		char bits[16];
+		snprintf(bits, sizeof bits, "%u", r->key_size);
+		leaf(&w, "wst", "KeySize", bits);
+	}
+	if (entropy_b64.data) {
+		struct secret_slot *s = &slots[nslots++];
+		new_marker(s);
+		s->value = entropy_b64.data;
+		s->len = entropy_b64.len;
+		start(&w, "wst", "Entropy", NULL);
+		start(&w, "wst", "BinarySecret", NULL);
+		snprintf(uri, sizeof uri, "%s/Nonce", wst_ns);
+		plain_attr(&w, "Type", uri);
+		text(&w, s->marker);
+		end(&w);
+		end(&w);
+		if (r->entropy_mode == 3) {
+			snprintf(uri, sizeof uri, "%s/CK/PSHA1", wst_ns);
+			leaf(&w, "wst", "ComputedKeyAlgorithm", uri);
+		}
+	}
+	if (r->key_type == 3)
+		use_key(&w, r->use_key_cert, r->use_key_cert_len);
+	if (r->request_action == RST_ACTION_RENEW_CONTEXT) {
+		start(&w, "wst", "RenewTarget", NULL);
+		start(&w, "wsse", "SecurityTokenReference", NS_WSSE);
+		start(&w, "wsse", "Reference", NULL);
+		plain_attr(&w, "URI", r->renew_sct_id);
+		plain_attr(&w, "ValueType", sct_type);
+		end(&w);
+		end(&w);
+		end(&w);
+	}
+	/* Caller XML (validated by broker_request.c: self-contained elements):
+	 * local parameters at the top level; service parameters inside
+	 * SecondaryParameters (1.3) or after the local ones (Feb 2005, which has
+	 * no SecondaryParameters). */
+	raw(&w, r->local_params, r->local_len);
+	if (r->service_len && v13) {
+		start(&w, "wst", "SecondaryParameters", NULL);
+		raw(&w, r->service_params, r->service_len);
+		end(&w);
+	} else {
+		raw(&w, r->service_params, r->service_len);
+	}
 	end(&w);   /* RequestSecurityToken */
 	end(&w);   /* Body */
 	end(&w);   /* Envelope */
@@ -300,6 +433,7 @@ int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_
 	/* The libxml2 buffer holds only markers, never a secret; wipe anyway. */
 	sodium_memzero(buf->content, buf->size);
 	xmlBufferFree(buf);
+	secret_free(&entropy_b64);
 	if (rc)
 		rst_msg_free(out);
 	return rc;

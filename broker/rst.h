@@ -1,16 +1,27 @@
 /* rst: writes the WS-Trust RequestSecurityToken message (never parses).
  *
  * The envelope is produced with libxml2's xmlTextWriter.  Secrets (the
- * password now; proof-key entropy, client secrets later) never enter
- * libxml2's buffers: the writer emits a random placeholder for each, and the
- * final message is assembled in secure memory as prefix + escaped secret +
- * suffix.  Only the assembled message (struct rst_msg.body) is sent.
+ * password, the requestor entropy) never enter libxml2's buffers: the writer
+ * emits a random placeholder for each, and the final message is assembled in
+ * secure memory as prefix + escaped secret + suffix.  Only the assembled
+ * message (struct rst_msg.body) is sent.
  *
- * Shapes, by parameter (issue 3 implements Issue + UsernameToken + bearer;
- * the struct already names what later issues add):
+ * Every shape is written down, with examples, in docs/RST.md:
  *   trust_version  1 = Feb 2005 (ns http://schemas.xmlsoap.org/ws/2005/02/trust)
  *                  2 = 1.3      (ns http://docs.oasis-open.org/ws-sx/ws-trust/200512)
- *   soap_version   11 or 12; WS-Addressing 1.0 headers either way. */
+ *   soap_version   11 or 12; WS-Addressing 1.0 headers either way.
+ *   request_action ISSUE: T/RST/Issue, RequestType T/Issue.
+ *                  NEW_CONTEXT: <SC trust ns>/RST/SCT, RequestType T/Issue,
+ *                  TokenType <SC ns>/sct.  RENEW_CONTEXT: <SC trust ns>/RST/SCT/Renew,
+ *                  RequestType T/Renew, RenewTarget = wsse:Reference to the
+ *                  SCT's Identifier.  (SC Feb 2005 actions live in the 2005
+ *                  trust namespace, SC 1.3's in the 1.3 one, as in WCF.)
+ *   key_type       bearer: 1.3 Bearer URI per bearer_version / 2005 NoProofKey;
+ *                  symmetric: T/SymmetricKey [+ KeySize] [+ Entropy [+ CK/PSHA1]];
+ *                  asymmetric: T/PublicKey + UseKey (the client certificate).
+ * The header always has wsa:To with wsu:Id "_1" and wsse:Security with
+ * wsu:Timestamp wsu:Id "_0" (and the UsernameToken's wsu:Id "_2") so that
+ * wssec can sign Timestamp and To by Id. */
 #ifndef WSTRUST_BROKER_RST_H
 #define WSTRUST_BROKER_RST_H
 
@@ -30,7 +41,14 @@
 #define WSA_ANONYMOUS NS_WSA10 "/anonymous"
 #define WSSE_PASSWORD_TEXT \
 	"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
-#define KEYTYPE_BEARER_13 NS_WST13 "/Bearer"
+#define NS_WSC2005 "http://schemas.xmlsoap.org/ws/2005/02/sc"
+#define NS_WSC13 "http://docs.oasis-open.org/ws-sx/ws-secureconversation/200512"
+#define NS_DS "http://www.w3.org/2000/09/xmldsig#"
+/* The three WS-Trust 1.3 Bearer spellings (WS_SECURITY_BEARER_KEY_TYPE_VERSION;
+ * MS-LWSSP 2.2.2 lists all three): */
+#define KEYTYPE_BEARER_13_SPEC "http://docs.oasis-open.org/ws-sx/wstrust/200512/Bearer"   /* 1: original spec text */
+#define KEYTYPE_BEARER_13_SCHEMA "http://docs.oasis-open.org/wssx/wstrust/200512/Bearer"  /* 2: original schema */
+#define KEYTYPE_BEARER_13 NS_WST13 "/Bearer"                                              /* 3: errata 01 (default) */
 #define KEYTYPE_NOPROOFKEY_2005 "http://schemas.xmlsoap.org/ws/2005/05/identity/NoProofKey"
 
 /* WS_REQUEST_SECURITY_TOKEN_ACTION */
@@ -39,11 +57,23 @@ enum { RST_ACTION_ISSUE = 1, RST_ACTION_NEW_CONTEXT = 2, RST_ACTION_RENEW_CONTEX
 struct rst_request {
 	uint32_t trust_version;     /* 1 or 2 */
 	uint32_t soap_version;      /* 11 or 12 */
-	uint32_t request_action;    /* RST_ACTION_*; only ISSUE for now */
+	uint32_t request_action;    /* RST_ACTION_* */
+	uint32_t sc_version;        /* NEW/RENEW_CONTEXT: 1 Feb 2005 (also 0, the default), 2 1.3 */
 	const char *to;             /* wsa:To: the STS endpoint */
 	const char *applies_to;     /* NULL: no AppliesTo */
-	const char *token_type;     /* NULL: no TokenType */
-	uint32_t key_type;          /* 0: no KeyType; 1 bearer (2, 3 later) */
+	const char *token_type;     /* NULL: no TokenType (the SCT type for NEW/RENEW_CONTEXT) */
+	uint32_t key_type;          /* 0: no KeyType; 1 bearer, 2 symmetric, 3 asymmetric */
+	uint32_t bearer_version;    /* 1.3 bearer URI: 1, 2, 3 (0 = 3, errata 01) */
+	uint32_t key_size;          /* bits; 0: no KeySize (symmetric only) */
+	uint32_t entropy_mode;      /* 1 CLIENT_ONLY / 3 COMBINED: Entropy (3: + ComputedKeyAlgorithm) */
+	const struct secret *entropy; /* requestor entropy bytes, for entropy modes 1 and 3 */
+	const uint8_t *use_key_cert;  /* asymmetric: DER certificate for UseKey */
+	size_t use_key_cert_len;
+	const char *renew_sct_id;   /* RENEW_CONTEXT: the SCT's wsc:Identifier */
+	const uint8_t *local_params;   /* validated XML fragments (broker_request.c) */
+	size_t local_len;
+	const uint8_t *service_params;
+	size_t service_len;
 	const char *context;        /* NULL: no Context attribute */
 	/* UsernameToken (WS_USERNAME_MESSAGE_SECURITY_BINDING); NULL: none */
 	const char *username;

@@ -49,6 +49,151 @@ static void accepted(const struct token_expect *e, const struct wt_result *r, st
 	CHECK(token_check(e, r, now, v, err, sizeof err) == 0, "refused: %s", err);
 }
 
+#define T13 "http://docs.oasis-open.org/ws-sx/ws-trust/200512"
+#define T05 "http://schemas.xmlsoap.org/ws/2005/02/trust"
+static uint8_t issuer_entropy[32], key32[32];
+
+static struct wt_result sym(uint32_t proof_kind)
+{
+	struct wt_result r = good();
+	r.key_type = (char *)T13 "/SymmetricKey";
+	r.proof_kind = proof_kind;
+	r.key_size = 256;
+	if (proof_kind == IPC_PROOF_BINARY_SECRET || proof_kind == IPC_PROOF_ENCRYPTED_KEY)
+		r.proof_data = (struct wt_blob){ key32, sizeof key32 };
+	if (proof_kind == IPC_PROOF_COMPUTED_KEY) {
+		r.ck_algorithm = (char *)T13 "/CK/PSHA1";
+		r.entropy = (struct wt_blob){ issuer_entropy, sizeof issuer_entropy };
+	}
+	return r;
+}
+
+static void test_symmetric(void)
+{
+	struct token_verdict v;
+	struct token_expect e = expect;
+	e.key_type = 2;
+	e.trust_version = 2;
+	e.key_size = 256;
+	/* SERVER_ONLY (default): BinarySecret or EncryptedKey */
+	struct wt_result r = sym(IPC_PROOF_BINARY_SECRET);
+	accepted(&e, &r, &v);
+	CHECK(v.key_type_out == 2 && v.proof_withheld, "symmetric verdict");
+	r = sym(IPC_PROOF_ENCRYPTED_KEY);
+	accepted(&e, &r, &v);
+	r = sym(IPC_PROOF_COMPUTED_KEY);
+	refused(&e, &r, "the STS sent a ComputedKey proof token, but the request carried no entropy (SERVER_ONLY)");
+	r = sym(IPC_PROOF_NONE);
+	refused(&e, &r, "SERVER_ONLY entropy was requested, but the STS sent no proof token");
+	r = sym(IPC_PROOF_BINARY_SECRET);
+	r.entropy = (struct wt_blob){ issuer_entropy, sizeof issuer_entropy };
+	refused(&e, &r, "the STS sent issuer Entropy, but the request carried no entropy");
+	r = sym(IPC_PROOF_BINARY_SECRET);
+	r.key_type = (char *)T13 "/Bearer";
+	refused(&e, &r, "a symmetric key was requested, but the STS issued key type " T13 "/Bearer");
+	r.key_type = NULL;   /* no KeyType in the reply: fine */
+	accepted(&e, &r, &v);
+	/* key size */
+	r = sym(IPC_PROOF_BINARY_SECRET);
+	r.key_size = 128;
+	refused(&e, &r, "the STS issued a 128-bit key, but 256 bits were requested");
+	r.key_size = 0;
+	r.proof_data.len = 16;
+	refused(&e, &r, "the STS's BinarySecret is 128 bits, but 256 bits were requested");
+	r = sym(IPC_PROOF_BINARY_SECRET);
+	r.key_size = 1024;
+	refused(&e, &r, "KeySize of 1024 bits");
+
+	/* CLIENT_ONLY: nothing from the STS */
+	e.entropy_mode = 1;
+	r = sym(IPC_PROOF_NONE);
+	accepted(&e, &r, &v);
+	CHECK(v.key_type_out == 2, "client only: symmetric");
+	r = sym(IPC_PROOF_BINARY_SECRET);
+	refused(&e, &r, "CLIENT_ONLY entropy was requested (the requestor's entropy is the key), but the STS sent a "
+	                "BinarySecret proof token");
+	r = sym(IPC_PROOF_COMPUTED_KEY);
+	refused(&e, &r, "CLIENT_ONLY entropy was requested (the requestor's entropy is the key), but the STS sent a "
+	                "ComputedKey proof token");
+	r = sym(IPC_PROOF_NONE);
+	r.entropy = (struct wt_blob){ issuer_entropy, sizeof issuer_entropy };
+	refused(&e, &r, "CLIENT_ONLY entropy was requested, but the STS sent its own Entropy");
+
+	/* COMBINED: ComputedKey P_SHA1 of the right version + issuer entropy */
+	e.entropy_mode = 3;
+	r = sym(IPC_PROOF_COMPUTED_KEY);
+	accepted(&e, &r, &v);
+	r = sym(IPC_PROOF_BINARY_SECRET);
+	refused(&e, &r, "COMBINED entropy was requested, but the STS sent a BinarySecret proof token instead of a "
+	                "ComputedKey");
+	r = sym(IPC_PROOF_NONE);
+	refused(&e, &r, "COMBINED entropy was requested, but the STS sent no proof token");
+	r = sym(IPC_PROOF_COMPUTED_KEY);
+	r.ck_algorithm = (char *)T05 "/CK/PSHA1";
+	refused(&e, &r, "the STS's ComputedKey algorithm " T05 "/CK/PSHA1 is not the requested P_SHA1");
+	r.ck_algorithm = (char *)"urn:other";
+	refused(&e, &r, "ComputedKey algorithm urn:other");
+	r = sym(IPC_PROOF_COMPUTED_KEY);
+	memset(&r.entropy, 0, sizeof r.entropy);
+	refused(&e, &r, "the STS sent a ComputedKey without its issuer Entropy");
+	r = sym(IPC_PROOF_COMPUTED_KEY);
+	r.entropy.len = 8;
+	refused(&e, &r, "issuer Entropy is 8 bytes");
+	e.trust_version = 1;
+	r = sym(IPC_PROOF_COMPUTED_KEY);
+	r.key_type = (char *)T05 "/SymmetricKey";
+	r.ck_algorithm = (char *)T05 "/CK/PSHA1";
+	accepted(&e, &r, &v);
+}
+
+static void test_asymmetric(void)
+{
+	struct token_verdict v;
+	struct token_expect e = expect;
+	e.key_type = 3;
+	struct wt_result r = good();
+	r.key_type = (char *)T13 "/PublicKey";
+	accepted(&e, &r, &v);
+	CHECK(v.key_type_out == 3 && !v.proof_withheld, "asymmetric verdict");
+	r.key_type = (char *)T13 "/SymmetricKey";
+	refused(&e, &r, "an asymmetric (PublicKey) key was requested, but the STS issued key type " T13 "/SymmetricKey");
+	r = good();
+	r.key_type = (char *)T13 "/PublicKey";
+	r.proof_kind = IPC_PROOF_BINARY_SECRET;
+	r.proof_data = (struct wt_blob){ key32, sizeof key32 };
+	refused(&e, &r, "an asymmetric key was requested (UseKey: the client certificate), but the STS sent a "
+	                "BinarySecret proof token");
+	r = good();
+	r.key_type = (char *)T13 "/PublicKey";
+	r.key_size = 256;
+	refused(&e, &r, "states a KeySize of 256 bits");
+}
+
+static void test_sct(void)
+{
+	struct token_verdict v;
+	struct token_expect e = expect;
+	e.key_type = 0;
+	e.token_type = NULL;
+	e.request_action = 2;
+	struct wt_result r = sym(IPC_PROOF_BINARY_SECRET);
+	r.key_type = NULL;
+	r.token_type = (char *)"http://docs.oasis-open.org/ws-sx/ws-secureconversation/200512/sct";
+	refused(&e, &r, "the STS answered a NEW_CONTEXT request without a SecurityContextToken");
+	r.sct_id = (char *)"urn:uuid:1";
+	accepted(&e, &r, &v);
+	CHECK(v.key_type_out == 2, "an SCT has a symmetric key");
+	struct wt_result rb = good();
+	rb.sct_id = (char *)"urn:uuid:1";
+	rb.key_type = NULL;
+	refused(&e, &rb, "SERVER_ONLY entropy was requested, but the STS sent no proof token");
+	e.request_action = 3;
+	e.renew_sct_id = "urn:uuid:1";
+	accepted(&e, &r, &v);
+	e.renew_sct_id = "urn:uuid:2";
+	refused(&e, &r, "the renewed security context token has Identifier urn:uuid:1, but urn:uuid:2 was renewed");
+}
+
 int main(void)
 {
 	now = ws_datetime_now();
@@ -149,13 +294,19 @@ int main(void)
 	r.proof_kind = IPC_PROOF_COMPUTED_KEY;
 	refused(&enone, &r, "ComputedKey proof token, but the request carried no entropy");
 	r.proof_kind = IPC_PROOF_ENCRYPTED_KEY;
-	refused(&enone, &r, "EncryptedKey proof token: not supported yet");
+	r.ck_algorithm = NULL;
+	accepted(&enone, &r, &v);
+	CHECK(v.key_type_out == 2 && v.proof_withheld, "EncryptedKey: symmetric");
 	r = good();
 	r.key_type = (char *)"http://docs.oasis-open.org/ws-sx/ws-trust/200512/PublicKey";
 	accepted(&enone, &r, &v);
 	CHECK(v.key_type_out == 3, "PublicKey: asymmetric");
 	r.key_type = (char *)"urn:weird";
 	refused(&enone, &r, "unknown key type urn:weird");
+
+	test_symmetric();
+	test_asymmetric();
+	test_sct();
 
 	/* AppliesTo */
 	r = good();

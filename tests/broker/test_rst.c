@@ -31,6 +31,7 @@ static void parse(const struct rst_msg *m)
 	xmlXPathRegisterNs(xp, BAD_CAST "wsp", BAD_CAST NS_WSP);
 	xmlXPathRegisterNs(xp, BAD_CAST "t13", BAD_CAST NS_WST13);
 	xmlXPathRegisterNs(xp, BAD_CAST "t05", BAD_CAST NS_WST2005);
+	xmlXPathRegisterNs(xp, BAD_CAST "ds", BAD_CAST NS_DS);
 }
 
 static int count(const char *expr)
@@ -75,6 +76,8 @@ static bool matches(const char *re, const char *s)
 	regfree(&r);
 	return ok;
 }
+
+#include "rst_doc.inc"
 
 int main(void)
 {
@@ -121,13 +124,15 @@ int main(void)
 	snprintf(x, sizeof x, "%s/wsse:Security/*", H);
 	CHECK_COUNT(x, 2);
 	snprintf(x, sizeof x, "%s/wsse:Security/wsu:Timestamp/@wsu:Id", H);
-	CHECK(count(x) == 1 && value(x)[0], "Timestamp wsu:Id");
+	CHECK_VALUE(x, "_0");
+	snprintf(x, sizeof x, "%s/wsa:To/@wsu:Id", H);
+	CHECK_VALUE(x, "_1");   /* wssec signs Timestamp and To by these Ids */
 	snprintf(x, sizeof x, "%s/wsse:Security/wsu:Timestamp/wsu:Created", H);
 	CHECK_VALUE(x, "2023-11-14T22:13:20.000Z");
 	snprintf(x, sizeof x, "%s/wsse:Security/wsu:Timestamp/wsu:Expires", H);
 	CHECK_VALUE(x, "2023-11-14T22:18:20.000Z");
 	snprintf(x, sizeof x, "%s/wsse:Security/wsse:UsernameToken/@wsu:Id", H);
-	CHECK(count(x) == 1 && value(x)[0], "UsernameToken wsu:Id");
+	CHECK_VALUE(x, "_2");
 	snprintf(x, sizeof x, "%s/wsse:Security/wsse:UsernameToken/wsse:Username", H);
 	CHECK_VALUE(x, "alice");
 	snprintf(x, sizeof x, "%s/wsse:Security/wsse:UsernameToken/wsse:Password", H);
@@ -228,16 +233,150 @@ int main(void)
 	CHECK_VALUE("//wsp:AppliesTo/wsa:EndpointReference/wsa:Address", "urn:a<b>&\"c\"");
 	rst_msg_free(&m);
 
-	/* Refused shapes (later issues). */
-	r.key_type = 2;
-	CHECK(rst_build(&r, &m, err, sizeof err) == -1, "symmetric accepted");
-	CHECK_CONTAINS(err, "not supported yet: ISSUED_TOKEN_KEY_TYPE symmetric");
-	r.key_type = 1;
-	r.request_action = RST_ACTION_NEW_CONTEXT;
-	CHECK(rst_build(&r, &m, err, sizeof err) == -1, "NEW_CONTEXT accepted");
+	/* Symmetric key, KeySize, COMBINED entropy: Entropy/BinarySecret Nonce
+	 * (base64 of the requestor entropy, written through a placeholder) and
+	 * ComputedKeyAlgorithm P_SHA1. */
+	struct secret ent = { 0 };
+	CHECK(secret_set(&ent, "0123456789abcdef0123456789ABCDEF", 32) == 0, "secret_set");
+	struct rst_request rs = r;
+	rs.key_type = 2;
+	rs.key_size = 256;
+	rs.entropy_mode = 3;
+	rs.entropy = &ent;
+	CHECK(rst_build(&rs, &m, err, sizeof err) == 0, "%s", err);
+	parse(&m);
+	CHECK_VALUE("//t13:RequestSecurityToken/t13:KeyType", "http://docs.oasis-open.org/ws-sx/ws-trust/200512/SymmetricKey");
+	CHECK_VALUE("//t13:RequestSecurityToken/t13:KeySize", "256");
+	CHECK_VALUE("//t13:RequestSecurityToken/t13:Entropy/t13:BinarySecret/@Type",
+	            "http://docs.oasis-open.org/ws-sx/ws-trust/200512/Nonce");
+	CHECK_VALUE("//t13:RequestSecurityToken/t13:Entropy/t13:BinarySecret",
+	            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlBQkNERUY=");
+	CHECK_VALUE("//t13:RequestSecurityToken/t13:ComputedKeyAlgorithm",
+	            "http://docs.oasis-open.org/ws-sx/ws-trust/200512/CK/PSHA1");
+	CHECK(occurrences(&m, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlBQkNERUY=") == 1, "entropy not exactly once");
+	rst_msg_free(&m);
+	/* CLIENT_ONLY: Entropy without ComputedKeyAlgorithm */
+	rs.entropy_mode = 1;
+	CHECK(rst_build(&rs, &m, err, sizeof err) == 0, "%s", err);
+	parse(&m);
+	CHECK_COUNT("//t13:Entropy/t13:BinarySecret", 1);
+	CHECK_COUNT("//t13:ComputedKeyAlgorithm", 0);
+	rst_msg_free(&m);
+	/* SERVER_ONLY: neither */
+	rs.entropy_mode = 0;
+	CHECK(rst_build(&rs, &m, err, sizeof err) == 0, "%s", err);
+	parse(&m);
+	CHECK_COUNT("//t13:Entropy", 0);
+	CHECK_COUNT("//t13:ComputedKeyAlgorithm", 0);
+	rst_msg_free(&m);
+	rs.entropy_mode = 3;
+	rs.entropy = NULL;
+	CHECK(rst_build(&rs, &m, err, sizeof err) == -1, "entropy mode without entropy accepted");
+	rs.entropy = &ent;
+
+	/* The three WS-Trust 1.3 Bearer spellings; Feb 2005 is NoProofKey. */
+	static const char *const bearer[] = { "http://docs.oasis-open.org/ws-sx/ws-trust/200512/Bearer",
+		"http://docs.oasis-open.org/ws-sx/wstrust/200512/Bearer",
+		"http://docs.oasis-open.org/wssx/wstrust/200512/Bearer",
+		"http://docs.oasis-open.org/ws-sx/ws-trust/200512/Bearer" };
+	for (uint32_t bv = 0; bv <= 3; bv++) {
+		struct rst_request rb = r;
+		rb.bearer_version = bv;
+		CHECK(rst_build(&rb, &m, err, sizeof err) == 0, "%s", err);
+		parse(&m);
+		CHECK_VALUE("//t13:KeyType", bearer[bv]);
+		rst_msg_free(&m);
+		rb.trust_version = 1;
+		CHECK(rst_build(&rb, &m, err, sizeof err) == 0, "%s", err);
+		parse(&m);
+		CHECK_VALUE("//t05:KeyType", "http://schemas.xmlsoap.org/ws/2005/05/identity/NoProofKey");
+		rst_msg_free(&m);
+	}
+
+	/* Asymmetric: PublicKey + UseKey with the certificate (DER, base64). */
+	struct rst_request ra = r;
+	ra.key_type = 3;
+	CHECK(rst_build(&ra, &m, err, sizeof err) == -1, "PublicKey without a certificate accepted");
+	CHECK_CONTAINS(err, "client_cert");
+	static const uint8_t der[] = { 0x30, 0x03, 0x02, 0x01, 0x01 };
+	ra.use_key_cert = der;
+	ra.use_key_cert_len = sizeof der;
+	CHECK(rst_build(&ra, &m, err, sizeof err) == 0, "%s", err);
+	parse(&m);
+	CHECK_VALUE("//t13:KeyType", "http://docs.oasis-open.org/ws-sx/ws-trust/200512/PublicKey");
+	CHECK_VALUE("//t13:UseKey/ds:KeyInfo/ds:X509Data/ds:X509Certificate", "MAMCAQE=");
+	CHECK_COUNT("//t13:KeySize", 0);
+	rst_msg_free(&m);
+
+	/* SCT issue (NEW_CONTEXT): the action of the SC version's trust
+	 * namespace, RequestType Issue, TokenType <SC ns>/sct. */
+	struct rst_request rc = r;
+	rc.key_type = 0;
+	rc.token_type = NULL;
+	rc.request_action = RST_ACTION_NEW_CONTEXT;
+	rc.sc_version = 2;
+	CHECK(rst_build(&rc, &m, err, sizeof err) == 0, "%s", err);
+	parse(&m);
+	CHECK_STREQ(m.action, "http://docs.oasis-open.org/ws-sx/ws-trust/200512/RST/SCT");
+	CHECK_VALUE("//wsa:Action", "http://docs.oasis-open.org/ws-sx/ws-trust/200512/RST/SCT");
+	CHECK_VALUE("//t13:RequestType", "http://docs.oasis-open.org/ws-sx/ws-trust/200512/Issue");
+	CHECK_VALUE("//t13:TokenType", "http://docs.oasis-open.org/ws-sx/ws-secureconversation/200512/sct");
+	CHECK_COUNT("//t13:KeyType", 0);
+	rst_msg_free(&m);
+	rc.trust_version = 1;
+	rc.sc_version = 1;
+	CHECK(rst_build(&rc, &m, err, sizeof err) == 0, "%s", err);
+	parse(&m);
+	CHECK_STREQ(m.action, "http://schemas.xmlsoap.org/ws/2005/02/trust/RST/SCT");
+	CHECK_VALUE("//t05:TokenType", "http://schemas.xmlsoap.org/ws/2005/02/sc/sct");
+	rst_msg_free(&m);
+	/* SCT renew: RequestType Renew + RenewTarget referencing the Identifier */
+	rc.request_action = RST_ACTION_RENEW_CONTEXT;
+	CHECK(rst_build(&rc, &m, err, sizeof err) == -1, "RENEW_CONTEXT without an Identifier accepted");
+	rc.renew_sct_id = "urn:uuid:00000000-0000-4000-8000-000000000001";
+	CHECK(rst_build(&rc, &m, err, sizeof err) == 0, "%s", err);
+	parse(&m);
+	CHECK_STREQ(m.action, "http://schemas.xmlsoap.org/ws/2005/02/trust/RST/SCT/Renew");
+	CHECK_VALUE("//t05:RequestType", "http://schemas.xmlsoap.org/ws/2005/02/trust/Renew");
+	CHECK_VALUE("//t05:RenewTarget/wsse:SecurityTokenReference/wsse:Reference/@URI",
+	            "urn:uuid:00000000-0000-4000-8000-000000000001");
+	CHECK_VALUE("//t05:RenewTarget/wsse:SecurityTokenReference/wsse:Reference/@ValueType",
+	            "http://schemas.xmlsoap.org/ws/2005/02/sc/sct");
+	rst_msg_free(&m);
+
+	/* LOCAL params at the top level; SERVICE params in SecondaryParameters
+	 * (1.3) or after the local ones (Feb 2005). */
+	static const char lp[] = "<wst:Claims xmlns:wst=\"http://docs.oasis-open.org/ws-sx/ws-trust/200512\" "
+	                         "Dialect=\"urn:d\"><c Uri=\"urn:c1\"/></wst:Claims>";
+	static const char sp[] = "<x:Hint xmlns:x=\"urn:x\">1</x:Hint><x:Two xmlns:x=\"urn:x\"/>";
+	struct rst_request rp = r;
+	rp.local_params = (const uint8_t *)lp;
+	rp.local_len = strlen(lp);
+	rp.service_params = (const uint8_t *)sp;
+	rp.service_len = strlen(sp);
+	CHECK(rst_build(&rp, &m, err, sizeof err) == 0, "%s", err);
+	parse(&m);
+	CHECK_VALUE("//t13:RequestSecurityToken/t13:Claims/@Dialect", "urn:d");
+	CHECK_COUNT("//t13:RequestSecurityToken/t13:SecondaryParameters/*", 2);
+	CHECK_COUNT("//t13:RequestSecurityToken/t13:SecondaryParameters/*[local-name()='Hint']", 1);
+	CHECK_COUNT("//t13:RequestSecurityToken/*[local-name()='Hint']", 0);
+	rst_msg_free(&m);
+	rp.trust_version = 1;
+	CHECK(rst_build(&rp, &m, err, sizeof err) == 0, "%s", err);
+	parse(&m);
+	CHECK_COUNT("//t05:SecondaryParameters", 0);
+	CHECK_COUNT("//t05:RequestSecurityToken/*[local-name()='Hint']", 1);
+	CHECK_COUNT("//t05:RequestSecurityToken/*[local-name()='Hint']/preceding-sibling::*[local-name()='Claims']", 1);
+	rst_msg_free(&m);
+	secret_free(&ent);
+
+	r.request_action = 4;
+	CHECK(rst_build(&r, &m, err, sizeof err) == -1, "action 4 accepted");
 	r.request_action = RST_ACTION_ISSUE;
 	r.trust_version = 3;
 	CHECK(rst_build(&r, &m, err, sizeof err) == -1, "trust version 3 accepted");
+
+	check_doc_examples();
 
 	/* Real clock: Created is now (ms precision), Expires 5 minutes later. */
 	r.trust_version = 2;
