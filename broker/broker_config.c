@@ -1,6 +1,12 @@
 #include "broker_config.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/x509.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -73,34 +79,39 @@ static bool valid_utf8(const unsigned char *s, size_t n)
 	return true;
 }
 
-int config_read_secret_file(const char *path, struct secret *out, char *err, size_t errlen)
+/* Open and check a file that holds a secret: O_NOFOLLOW, regular, owned by
+ * the broker's user, no group/other bits, at most max bytes.  Its bytes are
+ * read straight into sodium memory (never the normal heap or stdio).  what
+ * names the config key in errors. */
+static int read_private_file(const char *what, const char *path, size_t max, struct secret *out, char *err,
+                             size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ELOOP)
-			set_err(err, errlen, "password_file %s is a symbolic link: name the file itself", path);
+			set_err(err, errlen, "%s %s is a symbolic link: name the file itself", what, path);
 		else
-			set_err(err, errlen, "password_file %s: %s", path, strerror(errno));
+			set_err(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		return -1;
 	}
 	struct stat st;
 	if (fstat(fd, &st) != 0) {
-		set_err(err, errlen, "password_file %s: %s", path, strerror(errno));
+		set_err(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	unsigned mode = st.st_mode & 07777;
 	if (!S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "password_file %s is not a regular file", path);
+		set_err(err, errlen, "%s %s is not a regular file", what, path);
 	} else if (st.st_uid != geteuid()) {
-		set_err(err, errlen, "password_file %s is owned by uid %u, not by the broker's uid %u: chown it",
-		        path, (unsigned)st.st_uid, (unsigned)geteuid());
+		set_err(err, errlen, "%s %s is owned by uid %u, not by the broker's uid %u: chown it",
+		        what, path, (unsigned)st.st_uid, (unsigned)geteuid());
 	} else if (mode & 077) {
 		const char *who = (mode & 070) && (mode & 07) ? "group/others" : (mode & 070) ? "group" : "others";
-		const char *what = (mode & 044) ? "readable" : "accessible";
-		set_err(err, errlen, "password_file %s is %s by %s (mode %04o): chmod 600 it", path, what, who, mode);
-	} else if (st.st_size > PASSWORD_MAX) {
-		set_err(err, errlen, "password_file %s is larger than %d bytes", path, PASSWORD_MAX);
+		const char *how = (mode & 044) ? "readable" : "accessible";
+		set_err(err, errlen, "%s %s is %s by %s (mode %04o): chmod 600 it", what, path, how, who, mode);
+	} else if ((unsigned long long)st.st_size > max) {
+		set_err(err, errlen, "%s %s is larger than %zu bytes", what, path, max);
 	} else {
 		goto read_it;
 	}
@@ -108,68 +119,330 @@ int config_read_secret_file(const char *path, struct secret *out, char *err, siz
 	return -1;
 
 read_it:;
-	/* Read straight into secure memory: the password never touches the
-	 * normal heap or stdio buffers. */
-	char *buf = sodium_malloc(PASSWORD_MAX + 1);
+	char *buf = sodium_malloc(max + 1);
 	if (!buf) {
-		set_err(err, errlen, "password_file %s: out of secure memory", path);
+		set_err(err, errlen, "%s %s: out of secure memory", what, path);
 		close(fd);
 		return -1;
 	}
 	size_t len = 0;
 	int rc = 0;
 	for (;;) {
-		ssize_t n = read(fd, buf + len, PASSWORD_MAX + 1 - len);
+		ssize_t n = read(fd, buf + len, max + 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			set_err(err, errlen, "password_file %s: %s", path, strerror(errno));
+			set_err(err, errlen, "%s %s: %s", what, path, strerror(errno));
 			rc = -1;
 			break;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
-		if (len > PASSWORD_MAX) {
-			set_err(err, errlen, "password_file %s is larger than %d bytes", path, PASSWORD_MAX);
+		if (len > max) {
+			set_err(err, errlen, "%s %s is larger than %zu bytes", what, path, max);
 			rc = -1;
 			break;
 		}
 	}
 	close(fd);
-	if (rc == 0) {
-		/* One trailing newline is the editor's, not the password's. */
-		if (len && buf[len - 1] == '\n') {
+	if (rc == 0 && secret_set(out, buf, len) != 0) {
+		set_err(err, errlen, "%s %s: out of secure memory", what, path);
+		rc = -1;
+	}
+	sodium_free(buf);
+	return rc;
+}
+
+/* A password-like secret: one trailing newline stripped, no control
+ * characters, UTF-8, not empty. */
+static int read_password_file(const char *what, const char *path, struct secret *out, char *err, size_t errlen)
+{
+	struct secret raw = { 0 };
+	if (read_private_file(what, path, PASSWORD_MAX, &raw, err, errlen) != 0)
+		return -1;
+	size_t len = raw.len;
+	const char *buf = raw.data;
+	int rc = 0;
+	/* One trailing newline is the editor's, not the password's. */
+	if (len && buf[len - 1] == '\n') {
+		len--;
+		if (len && buf[len - 1] == '\r')
 			len--;
-			if (len && buf[len - 1] == '\r')
-				len--;
-		}
-		if (len == 0) {
-			set_err(err, errlen, "password_file %s is empty", path);
-			rc = -1;
-		}
+	}
+	if (len == 0) {
+		set_err(err, errlen, "%s %s is empty", what, path);
+		rc = -1;
 	}
 	for (size_t i = 0; rc == 0 && i < len; i++) {
 		unsigned char c = (unsigned char)buf[i];
 		if ((c < 0x20 && c != '\t') || c == 0x7f) {
 			/* Position only, never the byte: it is part of a secret. */
-			set_err(err, errlen, "password_file %s contains a control character at offset %zu "
-			        "(only one trailing newline is stripped)", path, i);
+			set_err(err, errlen, "%s %s contains a control character at offset %zu "
+			        "(only one trailing newline is stripped)", what, path, i);
 			rc = -1;
 		}
 	}
-	if (rc == 0 && !valid_utf8((unsigned char *)buf, len)) {
-		set_err(err, errlen, "password_file %s is not valid UTF-8", path);
+	if (rc == 0 && !valid_utf8((const unsigned char *)buf, len)) {
+		set_err(err, errlen, "%s %s is not valid UTF-8", what, path);
 		rc = -1;
 	}
 	if (rc == 0 && secret_set(out, buf, len) != 0) {
-		set_err(err, errlen, "password_file %s: out of secure memory", path);
+		set_err(err, errlen, "%s %s: out of secure memory", what, path);
 		rc = -1;
 	}
-	sodium_free(buf);
+	secret_free(&raw);
 	if (rc == 0)
 		sodium_mprotect_readonly(out->data);
 	return rc;
+}
+
+int config_read_secret_file(const char *path, struct secret *out, char *err, size_t errlen)
+{
+	return read_password_file("password_file", path, out, err, errlen);
+}
+
+/* ---- certificates and private keys ---- */
+
+static pthread_once_t secure_heap_once = PTHREAD_ONCE_INIT;
+
+static void secure_heap_init(void)
+{
+	/* 256 KiB of locked memory holds dozens of RSA-4096 keys; it counts
+	 * against RLIMIT_MEMLOCK (8 MiB here) together with sodium's pages.
+	 * If locking fails OpenSSL still keeps the area apart and wipes it. */
+	if (!CRYPTO_secure_malloc_initialized())
+		(void)CRYPTO_secure_malloc_init(256 * 1024, 64);
+}
+
+void credential_init_secure_heap(void)
+{
+	pthread_once(&secure_heap_once, secure_heap_init);
+}
+
+static void openssl_reason(char *buf, size_t n)
+{
+	unsigned long e = ERR_peek_last_error();
+	if (e)
+		ERR_error_string_n(e, buf, n);
+	else
+		snprintf(buf, n, "no detail");
+	ERR_clear_error();
+}
+
+int credential_load_cert(const char *path, X509 **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		set_err(err, errlen, "client_cert %s: %s", path, strerror(errno));
+		return -1;
+	}
+	ERR_clear_error();
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!x) {
+		char why[256];
+		openssl_reason(why, sizeof why);
+		set_err(err, errlen, "client_cert %s: not a PEM X.509 certificate (%s)", path, why);
+		return -1;
+	}
+	*out = x;
+	return 0;
+}
+
+struct pw_cb {
+	const struct secret *pw;
+	bool asked;
+};
+
+static int key_password_cb(char *buf, int size, int rwflag, void *u)
+{
+	(void)rwflag;
+	struct pw_cb *c = u;
+	c->asked = true;
+	if (!c->pw || !c->pw->data || c->pw->len > (size_t)size)
+		return -1;
+	memcpy(buf, c->pw->data, c->pw->len);
+	return (int)c->pw->len;
+}
+
+int credential_key_from_mem(const void *data, size_t len, const struct secret *password, const char *what,
+                            EVP_PKEY **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	credential_init_secure_heap();
+	ERR_clear_error();
+	BIO *bio = BIO_new_mem_buf(data, (int)len);
+	if (!bio || len > INT_MAX) {
+		BIO_free(bio);
+		set_err(err, errlen, "%s: out of memory", what);
+		return -1;
+	}
+	EVP_PKEY *k = NULL;
+	struct pw_cb cb = { .pw = password };
+	bool pem = len >= 11 && memmem(data, len, "-----BEGIN ", 11) != NULL;
+	if (pem) {
+		k = PEM_read_bio_PrivateKey(bio, NULL, key_password_cb, &cb);
+	} else {
+		/* PKCS#12 (a .pfx, Windows' usual export): the key, the certificate is ignored here. */
+		PKCS12 *p12 = d2i_PKCS12_bio(bio, NULL);
+		X509 *cert = NULL;
+		STACK_OF(X509) *ca = NULL;
+		cb.asked = p12 != NULL;
+		if (p12 && !PKCS12_parse(p12, password ? password->data : NULL, &k, &cert, &ca))
+			k = NULL;
+		X509_free(cert);
+		sk_X509_pop_free(ca, X509_free);
+		PKCS12_free(p12);
+	}
+	BIO_free(bio);
+	if (!k) {
+		char why[256];
+		openssl_reason(why, sizeof why);
+		if (cb.asked && !password)
+			set_err(err, errlen, "%s is encrypted: name its password in client_key_password_file (%s)", what, why);
+		else if (cb.asked)
+			set_err(err, errlen, "%s does not decrypt with the password in client_key_password_file, or is "
+			        "not a private key (%s)", what, why);
+		else
+			set_err(err, errlen, "%s: not a PEM or PKCS#12 private key (%s)", what, why);
+		return -1;
+	}
+	int id = EVP_PKEY_get_base_id(k);
+	if (id != EVP_PKEY_RSA) {
+		EVP_PKEY_free(k);
+		set_err(err, errlen, "%s: only RSA keys are supported (XML Signature RSA-SHA256/SHA1, RSA-OAEP)", what);
+		return -1;
+	}
+	*out = k;
+	return 0;
+}
+
+int credential_load_key(const char *path, const struct secret *password, EVP_PKEY **out, char *err,
+                        size_t errlen)
+{
+	*out = NULL;
+	struct secret raw = { 0 };
+	if (read_private_file("client_key", path, KEY_FILE_MAX, &raw, err, errlen) != 0)
+		return -1;
+	char what[PATH_MAX + 16];
+	snprintf(what, sizeof what, "client_key %s", path);
+	int rc = credential_key_from_mem(raw.data, raw.len, password, what, out, err, errlen);
+	secret_free(&raw);
+	return rc;
+}
+
+void profile_free_credentials(struct profile *p)
+{
+	secret_free(&p->password);
+	X509_free(p->client_cert);
+	EVP_PKEY_free(p->client_key);   /* secure-heap key material is cleansed on free */
+	p->client_cert = NULL;
+	p->client_key = NULL;
+}
+
+int profile_set_client_credentials(struct profile *p, const char *cert_file, const char *key_file,
+                                   const char *key_password_file, char *err, size_t errlen)
+{
+	X509 *cert = NULL;
+	EVP_PKEY *key = NULL;
+	struct secret kpw = { 0 };
+	if (key_password_file && read_password_file("client_key_password_file", key_password_file, &kpw, err,
+	                                             errlen) != 0)
+		return -1;
+	int rc = -1;
+	if (credential_load_cert(cert_file, &cert, err, errlen) == 0 &&
+	    credential_load_key(key_file, key_password_file ? &kpw : NULL, &key, err, errlen) == 0) {
+		ERR_clear_error();
+		if (X509_check_private_key(cert, key) != 1) {
+			set_err(err, errlen, "client_key %s does not belong to client_cert %s (the public keys differ)",
+			        key_file, cert_file);
+			ERR_clear_error();
+		} else {
+			rc = 0;
+		}
+	}
+	secret_free(&kpw);
+	if (rc != 0) {
+		X509_free(cert);
+		EVP_PKEY_free(key);
+		return -1;
+	}
+	X509_free(p->client_cert);
+	EVP_PKEY_free(p->client_key);
+	p->client_cert = cert;
+	p->client_key = key;
+	return 0;
+}
+
+/* ---- pin_sha256 ---- */
+
+static int hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int config_parse_pin(const char *value, char **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	size_t cap = strlen(value) * 2 + 64;
+	char *res = calloc(1, cap);
+	char *copy = strdup(value);
+	if (!res || !copy) {
+		free(res);
+		free(copy);
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	size_t n = 0;
+	char *save = NULL;
+	int count = 0;
+	for (char *tok = strtok_r(copy, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		size_t tl = strlen(tok);
+		while (tl && (tok[tl - 1] == ' ' || tok[tl - 1] == '\t'))
+			tok[--tl] = '\0';
+		if (!strncmp(tok, "sha256//", 8))
+			tok += 8, tl -= 8;
+		unsigned char digest[32];
+		size_t dlen = 0;
+		bool ok = false;
+		if (tl == 64) {
+			ok = true;
+			for (size_t i = 0; i < 32 && ok; i++) {
+				int hi = hexval(tok[2 * i]), lo = hexval(tok[2 * i + 1]);
+				ok = hi >= 0 && lo >= 0;
+				digest[i] = (unsigned char)(hi << 4 | lo);
+			}
+			dlen = 32;
+		} else if (tl == 44) {
+			ok = sodium_base642bin(digest, sizeof digest, tok, tl, NULL, &dlen, NULL,
+			                       sodium_base64_VARIANT_ORIGINAL) == 0 && dlen == 32;
+		}
+		if (!ok) {
+			set_err(err, errlen, "pin_sha256 = '%s': each pin is sha256//BASE64 (44 characters) or 64 hex "
+			        "digits: the SHA-256 of the server's SubjectPublicKeyInfo, e.g. `openssl x509 -in cert.pem "
+			        "-pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`",
+			        value);
+			free(res);
+			free(copy);
+			return -1;
+		}
+		char b64[64];
+		sodium_bin2base64(b64, sizeof b64, digest, 32, sodium_base64_VARIANT_ORIGINAL);
+		n += (size_t)snprintf(res + n, cap - n, "%ssha256//%s", count ? ";" : "", b64);
+		count++;
+	}
+	free(copy);
+	if (count == 0) {
+		set_err(err, errlen, "pin_sha256: empty value");
+		free(res);
+		return -1;
+	}
+	*out = res;
+	return 0;
 }
 
 char *config_default_worker_path(void)
@@ -200,9 +473,12 @@ static const char *const profile_keys[] = {
 	"endpoint", "trust_version", "soap_version", "ca_file", "auth", "username",
 	"password_file", "applies_to", "key_type", "token_type", "timeout_ms",
 	"allow_users", "allow_groups", "allow_insecure_http", "release_proof_key", "allow_rsa15",
+	"client_cert", "client_key", "client_key_password_file", "pin_sha256", "issuer_profile",
+	"password_digest", "signature_algorithm",
 };
 enum { PK_ENDPOINT, PK_TRUST, PK_SOAP, PK_CA, PK_AUTH, PK_USER, PK_PWFILE, PK_APPLIES,
-       PK_KEYTYPE, PK_TOKENTYPE, PK_TIMEOUT, PK_USERS, PK_GROUPS, PK_INSECURE, PK_RELEASE, PK_RSA15, PK_COUNT };
+       PK_KEYTYPE, PK_TOKENTYPE, PK_TIMEOUT, PK_USERS, PK_GROUPS, PK_INSECURE, PK_RELEASE, PK_RSA15,
+       PK_CERT, PK_KEY, PK_KEYPW, PK_PIN, PK_ISSUER, PK_DIGEST, PK_SIGALG, PK_COUNT };
 
 static const char *const broker_keys[] = {
 	"socket", "worker_path", "worker_user", "worker_max_replies", "worker_pool",
@@ -390,7 +666,12 @@ static int broker_key(struct parse_ctx *c, const char *name, const char *v)
 	return rc == 0 ? 1 : 0;
 }
 
-static const char *const future_auth[] = { "certificate", "issued_token", "basic", "kerberos", "negotiate", NULL };
+static const char *const future_auth[] = { "kerberos", "negotiate", NULL };
+static const struct { const char *name; enum auth_kind kind; } auth_names[] = {
+	{ "username", AUTH_USERNAME }, { "certificate", AUTH_CERTIFICATE }, { "issued_token", AUTH_ISSUED_TOKEN },
+	{ "basic", AUTH_BASIC }, { "none", AUTH_NONE },
+};
+#define AUTH_SUPPORTED "username, certificate, issued_token, basic, none"
 
 static int profile_key(struct parse_ctx *c, const char *name, const char *v)
 {
@@ -400,7 +681,9 @@ static int profile_key(struct parse_ctx *c, const char *name, const char *v)
 	if (k < 0)
 		return fail(c, c->rd->line, "unknown key '%s' in [profile %s] (known: endpoint, trust_version, "
 		            "soap_version, ca_file, auth, username, password_file, applies_to, key_type, token_type, "
-		            "timeout_ms, allow_users, allow_groups, allow_insecure_http, release_proof_key, allow_rsa15)", name, p->name);
+		            "timeout_ms, allow_users, allow_groups, allow_insecure_http, release_proof_key, allow_rsa15, "
+		            "client_cert, client_key, client_key_password_file, pin_sha256, issuer_profile, password_digest, "
+		            "signature_algorithm)", name, p->name);
 	if (c->profile_seen[idx] & (1u << k))
 		return fail(c, c->rd->line, "duplicate key '%s' in [profile %s]", name, p->name);
 	c->profile_seen[idx] |= 1u << k;
@@ -436,14 +719,15 @@ static int profile_key(struct parse_ctx *c, const char *name, const char *v)
 			return fail(c, c->rd->line, "ca_file %s: %s", v, strerror(errno));
 		break;
 	case PK_AUTH:
-		if (!strcmp(v, "username")) {
-			p->auth = AUTH_USERNAME;
-			break;
-		}
+		for (size_t i = 0; i < sizeof auth_names / sizeof auth_names[0]; i++)
+			if (!strcmp(v, auth_names[i].name)) {
+				p->auth = auth_names[i].kind;
+				return 1;
+			}
 		for (const char *const *f = future_auth; *f; f++)
 			if (!strcmp(v, *f))
-				return fail(c, c->rd->line, "auth = %s not supported yet (supported: username)", v);
-		return fail(c, c->rd->line, "auth = '%s': unknown (supported: username)", v);
+				return fail(c, c->rd->line, "auth = %s not supported yet (supported: " AUTH_SUPPORTED ")", v);
+		return fail(c, c->rd->line, "auth = '%s': unknown (supported: " AUTH_SUPPORTED ")", v);
 	case PK_USER:
 		if (set_str(c, &p->username, name, v, true))
 			return 0;
@@ -496,6 +780,39 @@ static int profile_key(struct parse_ctx *c, const char *name, const char *v)
 	case PK_RSA15:
 		if (parse_bool(c, name, v, &p->allow_rsa15))
 			return 0;
+		break;
+	/* Certificate, key and key password are read together in validate_profile. */
+	case PK_CERT:
+		if (set_str(c, &p->client_cert_file, name, v, false))
+			return 0;
+		break;
+	case PK_KEY:
+		if (set_str(c, &p->client_key_file, name, v, false))
+			return 0;
+		break;
+	case PK_KEYPW:
+		if (set_str(c, &p->client_key_password_file, name, v, false))
+			return 0;
+		break;
+	case PK_PIN:
+		if (config_parse_pin(v, &p->pin_sha256, e, sizeof e))
+			return fail(c, c->rd->line, "%s", e);
+		break;
+	case PK_ISSUER:
+		if (set_str(c, &p->issuer_profile_name, name, v, false))
+			return 0;
+		break;
+	case PK_DIGEST:
+		if (parse_bool(c, name, v, &p->password_digest))
+			return 0;
+		break;
+	case PK_SIGALG:
+		if (!strcmp(v, "rsa-sha256"))
+			p->signature_alg = SIG_RSA_SHA256;
+		else if (!strcmp(v, "rsa-sha1"))
+			p->signature_alg = SIG_RSA_SHA1;
+		else
+			return fail(c, c->rd->line, "signature_algorithm = '%s': expected rsa-sha256 or rsa-sha1", v);
 		break;
 	}
 	return 1;
@@ -634,12 +951,50 @@ static int validate_profile(struct parse_ctx *c, size_t idx)
 	if (!strcmp(scheme, "https") && !p->ca_file)
 		return fail(c, p->line, "[profile %s]: missing required key 'ca_file' (the CA that signed the STS's "
 		            "certificate)", p->name);
-	if (p->auth == AUTH_USERNAME) {
+	const char *an = "";
+	for (size_t i = 0; i < sizeof auth_names / sizeof auth_names[0]; i++)
+		if (auth_names[i].kind == p->auth)
+			an = auth_names[i].name;
+	const unsigned *lines = c->profile_lines[idx];
+	if (p->auth == AUTH_USERNAME || p->auth == AUTH_BASIC) {
 		if (!p->username)
-			return fail(c, p->line, "[profile %s]: auth = username needs 'username'", p->name);
+			return fail(c, p->line, "[profile %s]: auth = %s needs 'username'", p->name, an);
 		if (!p->password_file)
-			return fail(c, p->line, "[profile %s]: auth = username needs 'password_file'", p->name);
+			return fail(c, p->line, "[profile %s]: auth = %s needs 'password_file'", p->name, an);
+	} else {
+		if (seen & (1u << PK_USER))
+			return fail(c, lines[PK_USER], "[profile %s]: 'username' is only used with auth = username or basic",
+			            p->name);
+		if (seen & (1u << PK_PWFILE))
+			return fail(c, lines[PK_PWFILE], "[profile %s]: 'password_file' is only used with auth = username or "
+			            "basic", p->name);
 	}
+	if (p->password_digest && p->auth != AUTH_USERNAME)
+		return fail(c, lines[PK_DIGEST], "[profile %s]: password_digest is only used with auth = username", p->name);
+	if (p->auth == AUTH_BASIC && p->username && strchr(p->username, ':'))
+		return fail(c, lines[PK_USER], "[profile %s]: username '%s' contains ':', which HTTP Basic cannot carry",
+		            p->name, p->username);
+	if (p->auth == AUTH_ISSUED_TOKEN && !p->issuer_profile_name)
+		return fail(c, p->line, "[profile %s]: auth = issued_token needs 'issuer_profile' (the profile whose "
+		            "token is presented)", p->name);
+	if (p->auth != AUTH_ISSUED_TOKEN && p->issuer_profile_name)
+		return fail(c, lines[PK_ISSUER], "[profile %s]: issuer_profile is only used with auth = issued_token",
+		            p->name);
+	if ((seen & (1u << PK_CERT)) != (seen & (1u << PK_KEY)) >> (PK_KEY - PK_CERT))
+		return fail(c, p->line, "[profile %s]: client_cert and client_key go together: name both or neither",
+		            p->name);
+	if ((seen & (1u << PK_KEYPW)) && !(seen & (1u << PK_KEY)))
+		return fail(c, lines[PK_KEYPW], "[profile %s]: client_key_password_file without client_key", p->name);
+	if (p->auth == AUTH_CERTIFICATE && !p->client_key_file)
+		return fail(c, p->line, "[profile %s]: auth = certificate needs 'client_cert' and 'client_key'", p->name);
+	if (p->client_key_file) {
+		char e[1024];
+		if (profile_set_client_credentials(p, p->client_cert_file, p->client_key_file,
+		                                   p->client_key_password_file, e, sizeof e) != 0)
+			return fail(c, lines[PK_KEY], "%s", e);
+	}
+	if (p->pin_sha256 && strcmp(scheme, "https") != 0)
+		return fail(c, lines[PK_PIN], "[profile %s]: pin_sha256 needs an https endpoint", p->name);
 	/* Endpoints must be unique: a WsOpenChannel address selects exactly one profile. */
 	for (size_t j = 0; j < idx; j++)
 		if (!strcmp(c->cfg->profiles[j].endpoint, p->endpoint))
@@ -648,11 +1003,39 @@ static int validate_profile(struct parse_ctx *c, size_t idx)
 	return 1;
 }
 
+/* issuer_profile: an existing profile, and following the chain never
+ * comes back (a -> b -> a would recurse forever at request time). */
+static int resolve_issuer(struct parse_ctx *c, size_t idx)
+{
+	struct profile *p = &c->cfg->profiles[idx];
+	if (!p->issuer_profile_name)
+		return 1;
+	unsigned line = c->profile_lines[idx][PK_ISSUER];
+	const struct profile *q = config_find_profile(c->cfg, p->issuer_profile_name);
+	if (!q)
+		return fail(c, line, "issuer_profile = '%s': no such profile", p->issuer_profile_name);
+	if (q == p)
+		return fail(c, line, "issuer_profile = '%s': a profile cannot be its own issuer", p->issuer_profile_name);
+	p->issuer = q;
+	const struct profile *r = q;
+	for (size_t hops = 0; r; hops++) {
+		if (r == p || hops > c->cfg->nprofiles)
+			return fail(c, line, "issuer_profile = '%s': the issuer chain of [profile %s] is a cycle", 
+			            p->issuer_profile_name, p->name);
+		r = r->issuer_profile_name ? config_find_profile(c->cfg, r->issuer_profile_name) : NULL;
+	}
+	if (q->key_type == KEY_TYPE_ASYMMETRIC && !q->client_key)
+		return fail(c, line, "issuer_profile = '%s': its key_type = asymmetric needs its client_cert/client_key "
+		            "(the proof key)", q->name);
+	return 1;
+}
+
 static pthread_mutex_t ini_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int config_load(const char *path, struct broker_config **out, char *err, size_t errlen)
 {
 	*out = NULL;
+	credential_init_secure_heap();   /* before the first private key is read */
 	struct broker_config *cfg = calloc(1, sizeof *cfg);
 	if (!cfg) {
 		set_err(err, errlen, "%s: out of memory", path);
@@ -715,12 +1098,16 @@ int config_load(const char *path, struct broker_config **out, char *err, size_t 
 		set_err(err, errlen, "%s: no [profile NAME] section: nothing to serve", path), c.failed = true;
 	for (size_t i = 0; !c.failed && i < cfg->nprofiles; i++)
 		validate_profile(&c, i);
+	for (size_t i = 0; !c.failed && i < cfg->nprofiles; i++)
+		resolve_issuer(&c, i);
 	free(c.profile_seen);
 	free(c.profile_lines);
 	if (c.failed) {
 		config_free(cfg);
 		return -1;
 	}
+	static _Atomic uint64_t generations;
+	cfg->generation = ++generations;
 	*out = cfg;
 	return 0;
 }
@@ -731,8 +1118,13 @@ void config_free(struct broker_config *c)
 		return;
 	for (size_t i = 0; i < c->nprofiles; i++) {
 		struct profile *p = &c->profiles[i];
-		secret_free(&p->password);
+		profile_free_credentials(p);
 		policy_acl_free(&p->acl);
+		free(p->client_cert_file);
+		free(p->client_key_file);
+		free(p->client_key_password_file);
+		free(p->pin_sha256);
+		free(p->issuer_profile_name);
 		free(p->name);
 		free(p->endpoint);
 		free(p->ca_file);

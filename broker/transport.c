@@ -1,15 +1,58 @@
 #include "transport.h"
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "broker_config.h"
 
 #include "config.h"   /* build configuration: WSTRUST_VERSION */
 #include "ipc.h"
 
+/* Connections, TLS sessions and DNS answers are shared between requests so
+ * that a busy broker does not pay a TLS handshake per token (it dominated
+ * the broker's CPU: bench/bench_peers.py).  curl reuses a connection only
+ * for a request with the same host and TLS settings (CA file, pin, verify
+ * flags).  It cannot see a client certificate set through the SSL_CTX
+ * callback, so requests with one never use the share: each gets its own
+ * connection and no other request can ride on it. */
+static CURLSH *share;
+static pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
+{
+	(void)h;
+	(void)a;
+	(void)u;
+	pthread_mutex_lock(&share_mu[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *u)
+{
+	(void)h;
+	(void)u;
+	pthread_mutex_unlock(&share_mu[d]);
+}
+
 int transport_global_init(void)
 {
-	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -1;
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&share_mu[i], NULL);
+	share = curl_share_init();
+	if (share && (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+	              curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+	              curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+	              curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+	              curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
+		curl_share_cleanup(share);   /* no sharing: correct, only slower */
+		share = NULL;
+	}
+	return 0;
 }
 
 struct sink {
@@ -69,6 +112,59 @@ static bool host_is_loopback(const char *url)
 	return loop;
 }
 
+/* The profile's client certificate and key go straight from memory into
+ * this connection's SSL_CTX: no file is re-read, no PEM copy is made. */
+static CURLcode ssl_ctx_cb(CURL *h, void *sslctx, void *userdata)
+{
+	(void)h;
+	const struct profile *p = userdata;
+	SSL_CTX *ctx = sslctx;
+	if (SSL_CTX_use_certificate(ctx, p->client_cert) != 1 || SSL_CTX_use_PrivateKey(ctx, p->client_key) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		return CURLE_SSL_CERTPROBLEM;
+	return CURLE_OK;
+}
+
+static bool curl_uses_openssl(void)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	return v && v->ssl_version && strstr(v->ssl_version, "OpenSSL") != NULL;
+}
+
+/* "Authorization: Basic base64(user:password)" in secure memory. */
+static int basic_header(const struct profile *p, struct secbuf *out)
+{
+	struct secbuf raw;
+	memset(out, 0, sizeof *out);
+	secbuf_init(&raw, 0, 0);
+	secbuf_puts(&raw, p->username);
+	secbuf_puts(&raw, ":");
+	secbuf_append(&raw, p->password.data, p->password.len);
+	if (raw.failed) {
+		secbuf_free(&raw);
+		return -1;
+	}
+	size_t n = sodium_base64_encoded_len(raw.len, sodium_base64_VARIANT_ORIGINAL);
+	secbuf_init(out, 32 + n, 0);   /* n counts the NUL */
+	secbuf_puts(out, "Authorization: Basic ");
+	if (!out->failed && out->cap >= out->len + n) {
+		sodium_bin2base64((char *)out->data + out->len, n, raw.data, raw.len, sodium_base64_VARIANT_ORIGINAL);
+		out->len += n - 1;
+	} else {
+		out->failed = true;
+	}
+	secbuf_free(&raw);
+	return out->failed ? -1 : 0;
+}
+
+/* Wipe the slist's copies of header lines that carry credentials. */
+static void wipe_slist(struct curl_slist *l)
+{
+	for (; l; l = l->next)
+		if (l->data && !strncasecmp(l->data, "Authorization:", 14))
+			sodium_memzero(l->data, strlen(l->data));
+}
+
 enum transport_status transport_post(const struct http_request *rq, struct http_reply *rp, char *err,
                                      size_t errlen)
 {
@@ -105,10 +201,43 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 	}
 	/* No "Expect: 100-continue" round trip. */
 	hdrs = curl_slist_append(hdrs, "Expect:");
+	const struct profile *p = rq->profile;
+	if (p && p->auth == AUTH_BASIC) {
+		/* Preemptive, only over TLS (or the loopback test exception above).
+		 * curl copies header lines; those copies are wiped below. */
+		struct secbuf auth;
+		if (basic_header(p, &auth) != 0) {
+			secbuf_free(&auth);
+			curl_slist_free_all(hdrs);
+			curl_easy_cleanup(h);
+			http_reply_free(rp);
+			snprintf(err, errlen, "out of secure memory (HTTP Basic credentials)");
+			return TRANSPORT_FAILED;
+		}
+		hdrs = curl_slist_append(hdrs, (const char *)auth.data);
+		secbuf_free(&auth);
+	}
+	if (!hdrs) {
+		curl_easy_cleanup(h);
+		http_reply_free(rp);
+		snprintf(err, errlen, "out of memory (HTTP headers)");
+		return TRANSPORT_FAILED;
+	}
+	bool client_cert = p && p->client_cert && p->client_key && !is_http;
+	if (client_cert && !curl_uses_openssl()) {
+		wipe_slist(hdrs);
+		curl_slist_free_all(hdrs);
+		curl_easy_cleanup(h);
+		http_reply_free(rp);
+		snprintf(err, errlen, "profile %s: a TLS client certificate needs libcurl built with OpenSSL", p->name);
+		return TRANSPORT_FAILED;
+	}
 
 	CURLcode setrc = CURLE_OK;
 #define SET(opt, val) do { if (setrc == CURLE_OK) setrc = curl_easy_setopt(h, opt, val); } while (0)
 	SET(CURLOPT_URL, rq->url);
+	if (share && !client_cert)
+		SET(CURLOPT_SHARE, share);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_PROTOCOLS_STR, is_http ? "http" : "https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
@@ -120,6 +249,12 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (p && p->pin_sha256 && !is_http)
+		SET(CURLOPT_PINNEDPUBLICKEY, p->pin_sha256);
+	if (client_cert) {
+		SET(CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+		SET(CURLOPT_SSL_CTX_DATA, (void *)p);
+	}
 	if (rq->ca_file) {
 		SET(CURLOPT_CAINFO, rq->ca_file);
 		SET(CURLOPT_CAPATH, NULL);
@@ -153,6 +288,12 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 		case CURLE_OK:
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rp->status);
 			break;
+		case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+			snprintf(err, errlen, "TLS: the STS's public key does not match pin_sha256 of profile %s "
+			         "(certificate replaced, or a man in the middle); nothing was sent: %s",
+			         p ? p->name : "?", detail);
+			st = TRANSPORT_TLS;
+			break;
 		case CURLE_PEER_FAILED_VERIFICATION:
 			/* curl says which: "SSL: no alternative certificate subject name
 			 * matches target host name ..." or a chain problem. */
@@ -168,10 +309,11 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 		case CURLE_SSL_CERTPROBLEM:
 		case CURLE_SSL_CIPHER:
 		case CURLE_SSL_ISSUER_ERROR:
-		case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 		case CURLE_SSL_INVALIDCERTSTATUS:
 			snprintf(err, errlen, "TLS: %s: %s",
 			         rc == CURLE_SSL_CACERT_BADFILE ? "cannot use ca_file" :
+			         rc == CURLE_SSL_CERTPROBLEM ? "cannot use the profile's client certificate" :
+			         client_cert && strstr(detail, "alert") ? "the STS rejected the client certificate" :
 			         strstr(detail, "certificate") ? "server certificate not trusted" : "handshake failed",
 			         detail);
 			st = TRANSPORT_TLS;
@@ -191,11 +333,29 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 			snprintf(err, errlen, "cannot use endpoint URL: %s", detail);
 			st = TRANSPORT_BAD_URL;
 			break;
+		case CURLE_RECV_ERROR:
+		case CURLE_SEND_ERROR:
+		case CURLE_GOT_NOTHING:
+			/* TLS 1.3: a refused client certificate shows after the
+			 * handshake, as an alert or, racing it, a reset connection. */
+			if (client_cert && strstr(detail, "alert")) {
+				snprintf(err, errlen, "TLS: the STS rejected the client certificate: %s", detail);
+				st = TRANSPORT_TLS;
+			} else if (client_cert && rp->body.len == 0) {
+				snprintf(err, errlen, "TLS: the STS dropped the connection after the handshake, so it most likely "
+				         "rejected the client certificate (%s)", detail);
+				st = TRANSPORT_TLS;
+			} else {
+				snprintf(err, errlen, "HTTP exchange with the STS failed (curl error %d): %s", (int)rc, detail);
+				st = TRANSPORT_FAILED;
+			}
+			break;
 		default:
-			snprintf(err, errlen, "HTTP exchange with the STS failed: %s", detail);
+			snprintf(err, errlen, "HTTP exchange with the STS failed (curl error %d): %s", (int)rc, detail);
 			st = TRANSPORT_FAILED;
 		}
 	}
+	wipe_slist(hdrs);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(h);
 	if (st != TRANSPORT_OK)

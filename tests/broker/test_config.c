@@ -98,6 +98,162 @@ static char *with_line(unsigned lineno, const char *line)
 	return out;
 }
 
+/* ---- issue 6: auth bindings, client certificate/key, pin, issuer_profile ---- */
+
+static char cert[256], key[256], enckey[256], keypw[256], other_key[256];
+
+/* A profile section after `good`'s, with extra lines. */
+static const char *with_profile(const char *name, const char *endpoint_tail, const char *lines)
+{
+	static char t[16384];
+	snprintf(t, sizeof t, "%s\n[profile %s]\nendpoint = https://127.0.0.1:8443/%s\ntrust_version = 1.3\n"
+	         "ca_file = @CA@\n%s", good, name, endpoint_tail, lines);
+	return t;
+}
+
+static void test_bindings(void)
+{
+	char cmd[2048], err[1024], m[1024];
+	snprintf(cert, sizeof cert, "%s/client.pem", dir);
+	snprintf(key, sizeof key, "%s/client.key", dir);
+	snprintf(enckey, sizeof enckey, "%s/client-enc.key", dir);
+	snprintf(keypw, sizeof keypw, "%s/client-key-password", dir);
+	snprintf(other_key, sizeof other_key, "%s/other.key", dir);
+	snprintf(cmd, sizeof cmd,
+	         "openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' -out '%s' -subj /CN=cfg-test -days 2 >/dev/null 2>&1 &&"
+	         " openssl pkey -in '%s' -aes256 -passout pass:kpw0rd -out '%s' 2>/dev/null &&"
+	         " openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out '%s' 2>/dev/null",
+	         key, cert, key, enckey, other_key);
+	CHECK(system(cmd) == 0, "openssl failed");
+	chmod(key, 0600);
+	chmod(enckey, 0600);
+	chmod(other_key, 0600);
+	write_file(keypw, "kpw0rd\n", 0600);
+
+	struct broker_config *c;
+	const struct profile *p;
+	char lines[2048];
+
+	/* certificate binding: key loaded, default RSA-SHA256 */
+	snprintf(lines, sizeof lines, "auth = certificate\nclient_cert = %s\nclient_key = %s\n", cert, key);
+	CHECK(load(with_profile("cert", "certificatemixed", lines), &c, err, sizeof err) == 0, "certificate: %s", err);
+	p = config_find_profile(c, "cert");
+	CHECK(p && p->auth == AUTH_CERTIFICATE && p->client_cert && p->client_key && p->signature_alg == SIG_RSA_SHA256,
+	      "certificate profile");
+	config_free(c);
+	/* encrypted key + password file, rsa-sha1 */
+	snprintf(lines, sizeof lines, "auth = certificate\nclient_cert = %s\nclient_key = %s\n"
+	         "client_key_password_file = %s\nsignature_algorithm = rsa-sha1\n", cert, enckey, keypw);
+	CHECK(load(with_profile("cert", "certificatemixed", lines), &c, err, sizeof err) == 0, "encrypted key: %s", err);
+	p = config_find_profile(c, "cert");
+	CHECK(p->client_key && p->signature_alg == SIG_RSA_SHA1, "encrypted key profile");
+	config_free(c);
+	/* encrypted key without its password */
+	snprintf(lines, sizeof lines, "auth = certificate\nclient_cert = %s\nclient_key = %s\n", cert, enckey);
+	expect_error(with_profile("cert", "certificatemixed", lines), "is encrypted: name its password in "
+	             "client_key_password_file");
+	/* wrong password */
+	write_file(keypw, "wrong\n", 0600);
+	snprintf(lines, sizeof lines, "auth = certificate\nclient_cert = %s\nclient_key = %s\n"
+	         "client_key_password_file = %s\n", cert, enckey, keypw);
+	expect_error(with_profile("cert", "certificatemixed", lines), "does not decrypt with the password");
+	/* over-permissive key password file */
+	write_file(keypw, "kpw0rd\n", 0640);
+	snprintf(m, sizeof m, "client_key_password_file %s is readable by group (mode 0640): chmod 600 it", keypw);
+	expect_error(with_profile("cert", "certificatemixed", lines), m);
+	write_file(keypw, "kpw0rd\n", 0600);
+	/* over-permissive and foreign key files: named with their mode / owner */
+	chmod(key, 0644);
+	snprintf(lines, sizeof lines, "auth = certificate\nclient_cert = %s\nclient_key = %s\n", cert, key);
+	snprintf(m, sizeof m, "client_key %s is readable by group/others (mode 0644): chmod 600 it", key);
+	expect_error(with_profile("cert", "certificatemixed", lines), m);
+	chmod(key, 0600);
+	if (geteuid() == 0) {
+		CHECK(chown(key, 4242, 0) == 0, "chown");
+		snprintf(m, sizeof m, "client_key %s is owned by uid 4242, not by the broker's uid 0: chown it", key);
+		expect_error(with_profile("cert", "certificatemixed", lines), m);
+		CHECK(chown(key, 0, 0) == 0, "chown back");
+	}
+	/* a key that is not the certificate's */
+	snprintf(lines, sizeof lines, "auth = certificate\nclient_cert = %s\nclient_key = %s\n", cert, other_key);
+	expect_error(with_profile("cert", "certificatemixed", lines), "does not belong to client_cert");
+	/* half a pair, missing pair, garbage certificate */
+	snprintf(lines, sizeof lines, "auth = certificate\nclient_cert = %s\n", cert);
+	expect_error(with_profile("cert", "certificatemixed", lines), "client_cert and client_key go together");
+	expect_error(with_profile("cert", "certificatemixed", "auth = certificate\n"),
+	             "auth = certificate needs 'client_cert' and 'client_key'");
+	snprintf(lines, sizeof lines, "auth = certificate\nclient_cert = %s\nclient_key = %s\n", ca, key);
+	expect_error(with_profile("cert", "certificatemixed", lines), "not a PEM X.509 certificate");
+	expect_error(with_profile("cert", "x", "auth = none\nsignature_algorithm = dsa\n"),
+	             "signature_algorithm = 'dsa': expected rsa-sha256 or rsa-sha1");
+	/* a client certificate with any auth (TLS client authentication) */
+	snprintf(lines, sizeof lines, "auth = none\nclient_cert = %s\nclient_key = %s\n", cert, key);
+	CHECK(load(with_profile("tls", "certificatetransport", lines), &c, err, sizeof err) == 0, "auth = none: %s", err);
+	CHECK(config_find_profile(c, "tls")->client_key != NULL, "client key with auth = none");
+	config_free(c);
+
+	/* basic and username-only keys */
+	snprintf(lines, sizeof lines, "auth = basic\nusername = bob\npassword_file = %s\n", pw);
+	CHECK(load(with_profile("basic", "usernamebasic", lines), &c, err, sizeof err) == 0, "basic: %s", err);
+	CHECK(config_find_profile(c, "basic")->auth == AUTH_BASIC, "basic");
+	config_free(c);
+	expect_error(with_profile("basic", "usernamebasic", "auth = basic\nusername = bob\n"),
+	             "auth = basic needs 'password_file'");
+	snprintf(lines, sizeof lines, "auth = basic\nusername = b:ob\npassword_file = %s\n", pw);
+	expect_error(with_profile("basic", "usernamebasic", lines), "contains ':', which HTTP Basic cannot carry");
+	expect_error(with_profile("n", "x", "auth = none\nusername = bob\n"),
+	             "'username' is only used with auth = username or basic");
+	expect_error(with_profile("n", "x", "auth = none\npassword_digest = yes\n"),
+	             "password_digest is only used with auth = username");
+	snprintf(lines, sizeof lines, "auth = username\nusername = bob\npassword_file = %s\npassword_digest = yes\n", pw);
+	CHECK(load(with_profile("wso2", "x", lines), &c, err, sizeof err) == 0, "digest: %s", err);
+	CHECK(config_find_profile(c, "wso2")->password_digest, "password_digest");
+	config_free(c);
+
+	/* pin_sha256: base64 with or without sha256//, hex; several */
+	static const char b64pin[] = "q1z7Yv3pHn1s3p5XUo1yDO0kD2S4c1M0Vb8sY7DjQk0=";
+	snprintf(lines, sizeof lines, "auth = none\npin_sha256 = sha256//%s; "
+	         "ab000000000000000000000000000000000000000000000000000000000000ff\n", b64pin);
+	CHECK(load(with_profile("pin", "x", lines), &c, err, sizeof err) == 0, "pin: %s", err);
+	CHECK_STREQ(config_find_profile(c, "pin")->pin_sha256,
+	            "sha256//q1z7Yv3pHn1s3p5XUo1yDO0kD2S4c1M0Vb8sY7DjQk0=;sha256//qwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAP8=");
+	config_free(c);
+	expect_error(with_profile("pin", "x", "auth = none\npin_sha256 = sha256//short\n"),
+	             "pin_sha256 = 'sha256//short': each pin is sha256//BASE64");
+
+	/* issuer_profile: resolved; unknown, self, cycles and misuse refused */
+	snprintf(lines, sizeof lines, "auth = issued_token\nissuer_profile = adfs\n");
+	CHECK(load(with_profile("rp", "issuedtokenmixedsymmetricbasic256", lines), &c, err, sizeof err) == 0,
+	      "issued_token: %s", err);
+	p = config_find_profile(c, "rp");
+	CHECK(p->auth == AUTH_ISSUED_TOKEN && p->issuer == config_find_profile(c, "adfs"), "issuer resolved");
+	config_free(c);
+	expect_error(with_profile("rp", "x", "auth = issued_token\n"), "auth = issued_token needs 'issuer_profile'");
+	expect_error(with_profile("rp", "x", "auth = issued_token\nissuer_profile = nope\n"),
+	             "issuer_profile = 'nope': no such profile");
+	expect_error(with_profile("rp", "x", "auth = issued_token\nissuer_profile = rp\n"),
+	             "a profile cannot be its own issuer");
+	expect_error(with_profile("rp", "x", "auth = none\nissuer_profile = adfs\n"),
+	             "issuer_profile is only used with auth = issued_token");
+	{
+		char t[16384];
+		snprintf(t, sizeof t, "%s", with_profile("a", "a", "auth = issued_token\nissuer_profile = b\n"));
+		strcat(t, "\n[profile b]\nendpoint = https://127.0.0.1:8443/b\ntrust_version = 1.3\nca_file = @CA@\n"
+		          "auth = issued_token\nissuer_profile = a\n");
+		expect_error(t, "the issuer chain of [profile a] is a cycle");
+	}
+	/* the reusable loader: same checks outside config_load */
+	struct profile q = { .name = "embedded" };
+	CHECK(profile_set_client_credentials(&q, cert, enckey, keypw, err, sizeof err) == 0, "loader: %s", err);
+	CHECK(q.client_cert && q.client_key, "loader filled the profile");
+	profile_free_credentials(&q);
+	CHECK(!q.client_cert && !q.client_key, "credentials freed");
+
+	const char *const files[] = { cert, key, enckey, keypw, other_key };
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		unlink(files[i]);
+}
+
 int main(void)
 {
 	CHECK(sodium_init() >= 0, "sodium_init");
@@ -230,8 +386,9 @@ int main(void)
 	expect_error(with_line(4, "worker_pool = two"), m);
 	expect_error(with_line(5, "max_reply_bytes = 16777217"), "max_reply_bytes = '16777217': expected an integer from 1024 to 16777216");
 	expect_error(with_line(5, "max_reply_bytes = -5"), "expected an integer");
-	expect_error(with_line(12, "auth = certificate"), ":12: auth = certificate not supported yet");
-	expect_error(with_line(12, "auth = magic"), ":12: auth = 'magic': unknown (supported: username)");
+	expect_error(with_line(12, "auth = kerberos"), ":12: auth = kerberos not supported yet");
+	expect_error(with_line(12, "auth = magic"),
+	             ":12: auth = 'magic': unknown (supported: username, certificate, issued_token, basic, none)");
 	expect_error(with_line(18, "release_proof_key = maybe"), ":18: release_proof_key = 'maybe': expected yes or no");
 	expect_error(with_line(16, "key_type = weird"), "key_type = 'weird': unknown");
 	expect_error(with_line(3, "socket = relative.sock"), ":3: socket = 'relative.sock': must be an absolute path");
@@ -307,6 +464,7 @@ int main(void)
 		CHECK_STREQ(config_find_profile(c, "adfs")->applies_to, url);
 		config_free(c);
 	}
+	test_bindings();
 	const char *const leftovers[] = { ca, pw, cfgpath };
 	for (size_t i = 0; i < sizeof leftovers / sizeof leftovers[0]; i++)
 		unlink(leftovers[i]);

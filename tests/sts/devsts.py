@@ -9,6 +9,7 @@ python3-cryptography):
       [--canned PATH=FILE ...] [--name NAME] [--exit-on-stdin-eof]
       [--client-auth none|optional|required]
       [--rp-cert PATH] [--trust-issuer-cert PATH ...] [--audience URI ...]
+      [--backdate SECONDS] [--capture-dir DIR]
 
 Start-up writes, fresh, into DIR: ca.pem/ca.key (test CA), server.pem/
 server.key (TLS, SAN IP:127.0.0.1 + DNS:localhost, signed by the CA),
@@ -2175,6 +2176,8 @@ class STS:
         self.rp_cert_path = None
         self.trust_issuer_paths = []
         self.audiences = []
+        self.backdate = 0          # --backdate: tokens valid from this many seconds ago
+        self.capture_dir = None    # --capture-dir: each STS request body saved here
 
     def count(self, path):
         with self.lock:
@@ -2289,7 +2292,7 @@ class STS:
         check_http_action(ctx)
         ctx.principal = ctx.ep.auth(self, ctx, sec)
         rst = parse_rst(ctx, rst_el)
-        created = truncate_ms(utc_now())
+        created = truncate_ms(utc_now()) - dt.timedelta(seconds=self.backdate)
         expires = created + dt.timedelta(seconds=self.lifetime)
         proof = make_proof(rst)
         if rst.token_kind == "sct":
@@ -2474,6 +2477,10 @@ class Handler(BaseHTTPRequestHandler):
             body = self.read_body()
         except BodyError as e:
             return self.reply_fault(ep, Fault(str(e), close=True))
+        if self.sts.capture_dir:
+            with self.sts.lock:
+                n = sum(self.sts.requests.values())
+            write(os.path.join(self.sts.capture_dir, "%06d%s.xml" % (n, ep.path.replace("/", "_"))), body)
         host = self.headers.get("Host", "")
         ctx = Ctx(ep=ep, url="https://%s%s" % (host, self.path), http_headers=self.headers)
         try:
@@ -2733,6 +2740,11 @@ def main(argv=None):
     ap.add_argument("--audience", metavar="URI", action="append", default=[],
                     help="extra Audience accepted in presented tokens (repeatable); the "
                          "endpoint URL and the issuer name are always accepted")
+    ap.add_argument("--backdate", type=int, default=0, metavar="SECONDS",
+                    help="issue tokens whose validity began SECONDS ago (with a shorter "
+                         "--lifetime: already expired tokens, for tests)")
+    ap.add_argument("--capture-dir", metavar="DIR", default=None,
+                    help="save every STS request body as DIR/<n>_<path>.xml (tests)")
     args = ap.parse_args(argv)
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
@@ -2767,6 +2779,8 @@ def main(argv=None):
     sts.rp_cert_path = os.path.abspath(args.rp_cert) if args.rp_cert else pki["rp.pem"]
     sts.trust_issuer_paths = [os.path.abspath(p) for p in args.trust_issuer_cert]
     sts.audiences = args.audience
+    sts.backdate = max(0, args.backdate)
+    sts.capture_dir = os.path.abspath(args.capture_dir) if args.capture_dir else None
     server = Server(("127.0.0.1", args.port), ctx, sts, canned)
     port = server.server_address[1]
     base = "https://127.0.0.1:%d" % port
