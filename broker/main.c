@@ -2,6 +2,7 @@
  *
  *   wstrustd --config FILE [--foreground] [--debug]
  *   wstrustd --config FILE --check-config
+ *   wstrustd --embedded FD [--debug]     (started by libwstrust: embedded.h)
  *
  * Start-up order: libraries, not dumpable, config (secrets read), socket
  * bound, (daemonize), signals blocked for every thread, worker pools
@@ -25,6 +26,7 @@
 
 #include "broker_config.h"
 #include "config.h"   /* build configuration: WSTRUST_VERSION */
+#include "embedded.h"
 #include "log.h"
 #include "server.h"
 #include "transport.h"
@@ -34,6 +36,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "Usage: wstrustd --config FILE [--foreground] [--debug]\n"
 	        "       wstrustd --config FILE --check-config\n"
+	        "       wstrustd --embedded FD [--debug]\n"
 	        "\n"
 	        "The wstrust broker: holds the STS credentials, serves token requests on\n"
 	        "the Unix socket named by [broker] socket, parses STS replies in sandboxed\n"
@@ -44,6 +47,8 @@ static void usage(FILE *f)
 	        "                       (systemd: Type=simple with --foreground)\n"
 	        "  -d, --debug          log debug lines too\n"
 	        "  -t, --check-config   validate FILE (including password files) and exit\n"
+	        "  --embedded FD        private broker of one libwstrust channel (started by the\n"
+	        "                       library in embedded mode, never by hand): serve FD only\n"
 	        "  -h, --help           this text\n"
 	        "  -V, --version        print the version\n");
 }
@@ -109,9 +114,11 @@ int main(int argc, char **argv)
 		{ "check-config", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "embedded", required_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = NULL;
+	int embedded_fd = -1;
 	bool foreground = false, check_only = false, debug = false;
 	int o;
 	while ((o = getopt_long(argc, argv, "c:fdthV", opts, NULL)) != -1) {
@@ -122,10 +129,25 @@ int main(int argc, char **argv)
 		case 't': check_only = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("wstrustd %s\n", WSTRUST_VERSION); return 0;
+		case 'E': {
+			char *end;
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno || *end || v < 3 || v > 65535) {
+				fprintf(stderr, "wstrustd: --embedded wants a file descriptor number >= 3, not %s\n", optarg);
+				return 2;
+			}
+			embedded_fd = (int)v;
+			break;
+		}
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind != argc || !config_path) {
+	if (embedded_fd >= 0 && (config_path || foreground || check_only || optind != argc)) {
+		fprintf(stderr, "wstrustd: --embedded takes no configuration: the application sends it\n");
+		return 2;
+	}
+	if (embedded_fd < 0 && (optind != argc || !config_path)) {
 		fprintf(stderr, "wstrustd: %s\n", optind != argc ? "unexpected argument" : "--config FILE is required");
 		usage(stderr);
 		return 2;
@@ -146,6 +168,17 @@ int main(int argc, char **argv)
 	if (transport_global_init() != 0) {
 		fprintf(stderr, "wstrustd: libcurl failed to initialise\n");
 		return 1;
+	}
+	/* Private keys go to OpenSSL's secure heap (idempotent). */
+	credential_init_secure_heap();
+
+	if (embedded_fd >= 0) {
+		/* The application's stderr: warnings only, unless --debug. */
+		log_init(false, debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
+		int signals[] = { SIGHUP, SIGINT, SIGTERM };
+		for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++)
+			signal(signals[i], SIG_DFL);
+		return embedded_main(embedded_fd);
 	}
 
 	char err[1024];

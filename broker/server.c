@@ -1,5 +1,7 @@
 #include "server.h"
 
+#include "federation.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "embedded.h"
+#include "federation.h"
 #include "hresult.h"
 #include "ipc.h"
 #include "log.h"
@@ -141,6 +145,9 @@ void server_swap(struct server *s, struct generation *g)
 	struct generation *old = s->gen;
 	s->gen = g;
 	pthread_mutex_unlock(&s->lock);
+	/* Issued tokens obtained under the old config (federation hops) are
+	 * wiped now, not when the next federation request happens to look. */
+	federation_flush();
 	if (old)
 		server_release(s, old);
 }
@@ -162,12 +169,24 @@ static bool send_answer(struct client *c, struct ipc_builder *ans)
 	return ipc_write_frame(c->fd, ans->buf, ans->len, ipc_now_ms() + CLIENT_WRITE_MS) == 0;
 }
 
+/* A daemon client cannot claim the embedded caller's rights (T_EMBEDDED):
+ * the field is dropped before the request is handled. */
+static void strip_embedded(struct ipc_msg *m)
+{
+	unsigned o = 0;
+	for (unsigned i = 0; i < m->nfields; i++)
+		if (m->fields[i].tag != T_EMBEDDED)
+			m->fields[o++] = m->fields[i];
+	m->nfields = o;
+}
+
 static void serve(struct client *c)
 {
+	bool embedded = c->srv->embedded;
 	for (;;) {
 		uint8_t *buf = NULL;
 		size_t len = 0;
-		if (ipc_read_frame(c->fd, &buf, &len, IPC_MAX_FRAME, ipc_now_ms() + CLIENT_IDLE_MS) != 0) {
+		if (ipc_read_frame(c->fd, &buf, &len, IPC_MAX_FRAME, embedded ? 0 : ipc_now_ms() + CLIENT_IDLE_MS) != 0) {
 			int e = errno;
 			if (e == ETIMEDOUT)
 				log_info("client uid=%u pid=%d: idle for %d s, closing", (unsigned)c->peer.uid, (int)c->peer.pid,
@@ -186,7 +205,8 @@ static void serve(struct client *c)
 		}
 		struct ipc_msg m;
 		char derr[256];
-		struct ipc_builder ans = { 0 };
+		/* The answer may carry a proof key: wiped when freed. */
+		struct ipc_builder ans = { .secure = true };
 		bool keep = true;
 		if (ipc_decode(buf, len, &m, derr, sizeof derr) != 0) {
 			char msg[320];
@@ -200,6 +220,10 @@ static void serve(struct client *c)
 			keep = false;
 		} else {
 			struct generation *g = server_acquire(c->srv);
+			if (g && embedded)
+				embedded_prepare(g->cfg, &m);   /* one thread: the config is ours */
+			else
+				strip_embedded(&m);
 			if (g)
 				request_handle(g->cfg, c->srv->uid, &c->peer, &m, &ans);
 			else
@@ -212,6 +236,12 @@ static void serve(struct client *c)
 		if (!sent || !keep)
 			return;
 	}
+}
+
+void server_serve_fd(struct server *s, int fd, const struct policy_peer *peer)
+{
+	struct client c = { .srv = s, .fd = fd, .peer = *peer };
+	serve(&c);
 }
 
 static void *client_thread(void *arg)

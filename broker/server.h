@@ -29,6 +29,7 @@ struct server {
 	int listen_fd;
 	char *socket_path;
 	atomic_uint nclients;
+	bool embedded;              /* wstrustd --embedded: one caller, its own profile */
 };
 
 /* Unlink a stale socket (refusing a live one), bind, chmod 0666, listen.
@@ -46,5 +47,11 @@ void server_swap(struct server *s, struct generation *g);
 /* Accept one pending connection and start its thread (or refuse it when
  * max_clients are connected). */
 void server_accept(struct server *s);
+
+/* Serve token requests on one connection until it closes (or, in daemon
+ * mode, idles for CLIENT_IDLE_MS).  A daemon ignores T_EMBEDDED (a client
+ * cannot claim to own the broker); an embedded server has no idle limit
+ * (the application owns the connection). */
+void server_serve_fd(struct server *s, int fd, const struct policy_peer *peer);
 
 #endif

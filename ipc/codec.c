@@ -72,6 +72,20 @@ static const struct field_rule w_result_rules[] = {
 	U32(T_R_TRUST_VERSION), U32(T_R_SOAP_VERSION), U32(T_R_ERROR_CODE),
 };
 
+/* embedded-mode setup (see ipc.h); secrets are small, files are paths. */
+static const struct field_rule emb_setup_rules[] = {
+	{ T_EMB_ENDPOINT, IPC_STR, true, false, IPC_MAX_SHORT },
+	{ T_EMB_AUTH, IPC_U32, true, false, 4 },
+	U32(T_EMB_SOAP_VERSION), STR(T_EMB_CA_FILE), STR(T_EMB_USERNAME),
+	{ T_EMB_PASSWORD, IPC_BYTES, false, false, 4096 },
+	STR(T_EMB_CERT_FILE), STR(T_EMB_KEY_FILE),
+	{ T_EMB_KEY_PASSWORD, IPC_BYTES, false, false, 4096 },
+	STR(T_EMB_CERT_THUMBPRINT), STR(T_EMB_CERT_SUBJECT),
+	{ T_EMB_TOKEN_XML, IPC_BYTES, false, false, 1u << 20 },
+	{ T_EMB_TOKEN_KEY, IPC_BYTES, false, false, 1024 },
+	U64(T_EMB_TOKEN_VALID_TILL),
+};
+
 struct schema {
 	uint16_t type;
 	const struct field_rule *rules;
@@ -86,6 +100,8 @@ static const struct schema schemas[] = {
 	{ IPC_W_READY, w_ready_rules, 0 },
 	SCHEMA(IPC_W_PARSE, w_parse_rules),
 	SCHEMA(IPC_W_RESULT, w_result_rules),
+	SCHEMA(IPC_EMB_SETUP, emb_setup_rules),
+	{ IPC_EMB_READY, w_ready_rules, 0 },
 };
 
 static const struct schema *find_schema(uint16_t type)

@@ -124,6 +124,36 @@ enum ipc_tag {
 	T_R_ERROR_CODE = 121,   /* u32: enum ipc_parse_error */
 };
 
+/* ---- embedded mode (added by the CLIENT helper for issues 5/6; lead: review) ----
+ * The library starts a private `wstrustd --embedded FD` on a socketpair and
+ * sends IPC_EMB_SETUP first, exactly once: the STS endpoint, the channel's
+ * envelope settings and the caller's credentials (this message is their only
+ * way into the broker: never argv, env or files).  The broker answers
+ * IPC_EMB_READY (no fields) or IPC_ANS_ERROR; then the connection carries
+ * IPC_REQ_TOKEN / answers as in daemon mode.  A daemon never accepts it. */
+enum ipc_embedded_type {
+	IPC_EMB_SETUP = 0x0110,
+	IPC_EMB_READY = 0x0111,
+};
+
+enum ipc_embedded_tag {
+	T_EMB_ENDPOINT = 128,        /* str, required: the STS URL given to WsOpenChannel */
+	T_EMB_AUTH = 129,            /* u32, required: WS_SECURITY_BINDING_TYPE of the credential
+	                                (1 SSL client cert, 4 username, 6 XML token) */
+	T_EMB_SOAP_VERSION = 130,    /* u32: 11 or 12 (WS_CHANNEL_PROPERTY_ENVELOPE_VERSION) */
+	T_EMB_CA_FILE = 131,         /* str: trust anchors (PEM bundle); absent = system bundle */
+	T_EMB_USERNAME = 132,        /* str */
+	T_EMB_PASSWORD = 133,        /* bytes, secret */
+	T_EMB_CERT_FILE = 134,       /* str: PEM (certificate, may hold the key) or PKCS#12 path */
+	T_EMB_KEY_FILE = 135,        /* str: PEM private key path, when not in the cert file */
+	T_EMB_KEY_PASSWORD = 136,    /* bytes, secret: for an encrypted key or a PKCS#12 file */
+	T_EMB_CERT_THUMBPRINT = 137, /* str: SHA-1 hex the certificate must have */
+	T_EMB_CERT_SUBJECT = 138,    /* str: common name the certificate's subject must have */
+	T_EMB_TOKEN_XML = 139,       /* bytes: the token to present (WS_XML_TOKEN binding) */
+	T_EMB_TOKEN_KEY = 140,       /* bytes, secret: its symmetric proof key, when it has one */
+	T_EMB_TOKEN_VALID_TILL = 141,/* u64: WS_DATETIME ticks, 0 = unknown */
+};
+
 enum ipc_result_kind { IPC_RESULT_TOKEN = 1, IPC_RESULT_FAULT = 2, IPC_RESULT_ERROR = 3 };
 
 enum ipc_proof_kind {

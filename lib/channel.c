@@ -39,6 +39,14 @@ struct _WS_CHANNEL {
 	bool timeouts_enabled;
 	uint32_t max_reply;          /* 0 = the broker's default */
 
+	/* Embedded mode (embedded.c): a private broker on a socketpair. */
+	bool embedded;
+	struct emb_creds *creds;     /* until handed to the private broker */
+	pid_t broker_pid;            /* the private broker, 0 when none */
+	char *broker_url;            /* the URL it serves */
+	char *ca_file;               /* UTF-8; NULL: $WSTRUST_CA_FILE or the system bundle */
+	uint32_t soap_version;       /* 11 or 12 (WS_CHANNEL_PROPERTY_ENVELOPE_VERSION) */
+
 	bool pending;                /* a request is in flight */
 	bool aborted;                /* WsAbortChannel hit the request in flight */
 	bool thread_valid;           /* `thread` must be joined or detached */
@@ -90,6 +98,17 @@ static HRESULT set_property(WS_CHANNEL *ch, WS_CHANNEL_PROPERTY_ID id, const voi
 			               "WS_CHANNEL_PROPERTY_MAX_BUFFERED_MESSAGE_SIZE must be 1..%u", IPC_MAX_REPLY);
 		ch->max_reply = *(const ULONG *)value;
 		return S_OK;
+	case WS_CHANNEL_PROPERTY_ENVELOPE_VERSION: {
+		if (size != sizeof(WS_ENVELOPE_VERSION))
+			return err_set(error, E_INVALIDARG, "WS_CHANNEL_PROPERTY_ENVELOPE_VERSION must be a WS_ENVELOPE_VERSION");
+		WS_ENVELOPE_VERSION v = *(const WS_ENVELOPE_VERSION *)value;
+		if (v != WS_ENVELOPE_VERSION_SOAP_1_1 && v != WS_ENVELOPE_VERSION_SOAP_1_2)
+			return err_set(error, E_INVALIDARG,
+			               "WS_CHANNEL_PROPERTY_ENVELOPE_VERSION %d is not supported (SOAP 1.1 or 1.2)", (int)v);
+		/* Used by a private broker; the daemon's profile says its own. */
+		ch->soap_version = v == WS_ENVELOPE_VERSION_SOAP_1_1 ? 11 : 12;
+		return S_OK;
+	}
 	case WS_CHANNEL_PROPERTY_STATE:
 	case WS_CHANNEL_PROPERTY_CHANNEL_TYPE:
 		return err_set(error, E_INVALIDARG, "channel property %d is read only", (int)id);
@@ -120,14 +139,37 @@ WS_EXPORT HRESULT WINAPI WsCreateChannel(WS_CHANNEL_TYPE channelType, WS_CHANNEL
 	if (securityDescription && securityDescription->securityBindingCount && !securityDescription->securityBindings)
 		return err_set(error, E_INVALIDARG, "WsCreateChannel: securityBindings is NULL with securityBindingCount %u",
 		               securityDescription->securityBindingCount);
-	/* The security description's credentials are not needed: in daemon
-	 * mode the broker holds the profile's. */
+	/* Daemon or embedded mode: see webservices.h ("Modes"). */
+	const char *mode = secure_getenv("WSTRUST_MODE");
+	bool force_daemon = mode && strcmp(mode, "daemon") == 0;
+	bool force_embedded = mode && strcmp(mode, "embedded") == 0;
+	if (mode && *mode && !force_daemon && !force_embedded && strcmp(mode, "auto") != 0)
+		return err_set(error, E_INVALIDARG, "WSTRUST_MODE is '%.64s'; use daemon, embedded or auto", mode);
+	struct emb_creds *creds = NULL;
+	if (!force_daemon) {
+		HRESULT hr = emb_creds_from_description(securityDescription, &creds, error);
+		if (FAILED(hr))
+			return hr;
+		if (force_embedded && !creds)
+			return err_set(error, E_INVALIDARG,
+			               "WSTRUST_MODE=embedded, but the security description carries no credential for a private broker");
+	}
 
 	WS_CHANNEL *ch = calloc(1, sizeof(*ch));
-	if (!ch)
+	if (!ch) {
+		emb_creds_free(creds);
 		return err_set(error, E_OUTOFMEMORY, "out of memory creating a channel");
+	}
 	pthread_mutex_init(&ch->mu, NULL);
 	ch->fd = -1;
+	ch->creds = creds;
+	ch->embedded = creds != NULL;
+	ch->soap_version = 12;   /* WS_HTTP_CHANNEL_BINDING's default envelope */
+	const char *ca = secure_getenv("WSTRUST_CA_FILE");
+	if (ca && *ca && !(ch->ca_file = strdup(ca))) {
+		WsFreeChannel(ch);
+		return err_set(error, E_OUTOFMEMORY, "out of memory creating a channel");
+	}
 	ch->type = channelType;
 	ch->state = WS_CHANNEL_STATE_CREATED;
 	ch->timeout_ms = WSTRUST_DEFAULT_TIMEOUT_MS;
@@ -163,6 +205,11 @@ WS_EXPORT HRESULT wstrust_set_channel_socket(WS_CHANNEL *channel, const char *pa
 		return err_set(error, WS_E_INVALID_OPERATION,
 		               "wstrust_set_channel_socket: the channel is %s; the socket can be set only while CREATED", state_name(s));
 	}
+	if (channel->fd >= 0) {
+		unlock(channel);
+		return err_set(error, WS_E_INVALID_OPERATION,
+		               "wstrust_set_channel_socket: this channel already has a private broker (embedded mode)");
+	}
 	char *copy = strdup(path);
 	if (!copy) {
 		unlock(channel);
@@ -170,12 +217,118 @@ WS_EXPORT HRESULT wstrust_set_channel_socket(WS_CHANNEL *channel, const char *pa
 	}
 	free(channel->socket_path);
 	channel->socket_path = copy;
+	/* Naming a broker socket selects daemon mode: the credentials are
+	 * not needed, so they are dropped now. */
+	emb_creds_free(channel->creds);
+	channel->creds = NULL;
+	channel->embedded = false;
 	unlock(channel);
 	return S_OK;
 }
 
+WS_EXPORT HRESULT wstrust_set_channel_ca_file(WS_CHANNEL *channel, const char *path, WS_ERROR *error)
+{
+	if (!channel || !path || path[0] != '/')
+		return err_set(error, E_INVALIDARG, "wstrust_set_channel_ca_file: channel and an absolute path are required");
+	if (strlen(path) > IPC_MAX_SHORT)
+		return err_set(error, E_INVALIDARG, "wstrust_set_channel_ca_file: the path is too long");
+	char *copy = strdup(path);
+	if (!copy)
+		return err_set(error, E_OUTOFMEMORY, "out of memory");
+	lock(channel);
+	if (channel->state != WS_CHANNEL_STATE_CREATED) {
+		WS_CHANNEL_STATE s = channel->state;
+		unlock(channel);
+		free(copy);
+		return err_set(error, WS_E_INVALID_OPERATION,
+		               "wstrust_set_channel_ca_file: the channel is %s; the CA file can be set only while CREATED",
+		               state_name(s));
+	}
+	free(channel->ca_file);
+	channel->ca_file = copy;
+	unlock(channel);
+	return S_OK;
+}
+
+static void drop_broker(WS_CHANNEL *ch);
+
+/* Embedded mode: start the private broker on the first open; a later open
+ * (after WsResetChannel) reuses it for the same URL. */
+static HRESULT open_embedded(WS_CHANNEL *ch, char *url, WS_ERROR *error)
+{
+	lock(ch);
+	if (ch->state != WS_CHANNEL_STATE_CREATED) {
+		WS_CHANNEL_STATE s = ch->state;
+		unlock(ch);
+		free(url);
+		return err_set(error, WS_E_INVALID_OPERATION,
+		               "the channel is %s; only a CREATED channel can be opened (WsResetChannel first)", state_name(s));
+	}
+	if (ch->fd >= 0) {
+		if (strcmp(ch->broker_url, url) != 0) {
+			HRESULT hr = err_set(error, WS_E_INVALID_OPERATION,
+			                     "this channel's private broker serves %s; create a new channel for %s", ch->broker_url,
+			                     url);
+			unlock(ch);
+			free(url);
+			return hr;
+		}
+		free(ch->url);
+		ch->url = url;
+		ch->state = WS_CHANNEL_STATE_OPEN;
+		unlock(ch);
+		return S_OK;
+	}
+	if (!ch->creds) {
+		unlock(ch);
+		free(url);
+		return err_set(error, WS_E_INVALID_OPERATION,
+		               "this channel's private broker is gone and its credentials were wiped when it got them; "
+		               "create a new channel");
+	}
+	char *burl = strdup(url);
+	if (!burl) {
+		unlock(ch);
+		free(url);
+		return err_set(error, E_OUTOFMEMORY, "out of memory");
+	}
+	ch->state = WS_CHANNEL_STATE_OPENING;
+	unlock(ch);
+
+	int64_t deadline = ch->timeouts_enabled ? ipc_now_ms() + ch->timeout_ms : 0;
+	int fd = -1;
+	pid_t pid = 0;
+	HRESULT hr = emb_start(&ch->creds, url, ch->soap_version, ch->ca_file, deadline, &fd, &pid, error);
+
+	lock(ch);
+	if (SUCCEEDED(hr) && ch->state != WS_CHANNEL_STATE_OPENING) {
+		/* WsAbortChannel while the broker started. */
+		emb_stop(fd, pid);
+		hr = err_set(error, WS_E_OPERATION_ABORTED, "the channel was aborted while its private broker started");
+	} else if (SUCCEEDED(hr)) {
+		ch->fd = fd;
+		ch->broker_pid = pid;
+		free(ch->broker_url);
+		ch->broker_url = burl;
+		burl = NULL;
+		free(ch->url);
+		ch->url = url;
+		url = NULL;
+		ch->state = WS_CHANNEL_STATE_OPEN;
+	} else {
+		/* As on Windows, a failed open leaves the channel FAULTED. */
+		ch->state = WS_CHANNEL_STATE_FAULTED;
+	}
+	unlock(ch);
+	free(burl);
+	free(url);
+	return hr;
+}
+
 static HRESULT open_common(WS_CHANNEL *ch, char *url, char *profile, WS_ERROR *error)
 {
+	if (ch->embedded && url)
+		return open_embedded(ch, url, error);
 	lock(ch);
 	if (ch->state != WS_CHANNEL_STATE_CREATED) {
 		WS_CHANNEL_STATE s = ch->state;
@@ -227,6 +380,10 @@ WS_EXPORT HRESULT wstrust_open_channel_profile(WS_CHANNEL *channel, const char *
 {
 	if (!channel || !profile || !*profile)
 		return err_set(error, E_INVALIDARG, "wstrust_open_channel_profile: channel and a profile name are required");
+	if (channel->embedded)
+		return err_set(error, E_INVALIDARG,
+		               "wstrust_open_channel_profile: profiles belong to the system broker; this channel is in embedded "
+		               "mode (its security description carries credentials): open it with WsOpenChannel");
 	if (strlen(profile) > IPC_MAX_SHORT)
 		return err_set(error, E_INVALIDARG, "profile name is too long");
 	char *p = strdup(profile);
@@ -251,12 +408,30 @@ static void reap_thread(WS_CHANNEL *ch)
 		pthread_join(t, NULL);
 }
 
+/* Daemon mode: drop the connection (the next request connects again).
+ * Embedded mode: the private broker and its connection stay until the
+ * channel is freed or the connection breaks (drop_broker): it holds the
+ * only copy of the credentials. */
 static void disconnect(WS_CHANNEL *ch)
 {
+	if (ch->embedded)
+		return;
 	if (ch->fd >= 0) {
 		close(ch->fd);
 		ch->fd = -1;
 	}
+}
+
+static void drop_broker(WS_CHANNEL *ch)
+{
+	if (!ch->embedded) {
+		disconnect(ch);
+		return;
+	}
+	if (ch->fd >= 0 || ch->broker_pid > 0)
+		emb_stop(ch->fd, ch->broker_pid);
+	ch->fd = -1;
+	ch->broker_pid = 0;
 }
 
 WS_EXPORT HRESULT WINAPI WsAbortChannel(WS_CHANNEL *channel, WS_ERROR *error)
@@ -346,10 +521,13 @@ WS_EXPORT void WINAPI WsFreeChannel(WS_CHANNEL *channel)
 	}
 	unlock(channel);
 	reap_thread(channel);
-	disconnect(channel);
+	drop_broker(channel);
+	emb_creds_free(channel->creds);
 	free(channel->socket_path);
 	free(channel->url);
 	free(channel->profile);
+	free(channel->broker_url);
+	free(channel->ca_file);
 	pthread_mutex_destroy(&channel->mu);
 	free(channel);
 }
@@ -636,6 +814,8 @@ static HRESULT build_request(WS_CHANNEL *ch, const struct parsed_props *pp, stru
 		ipc_put_str(b, T_PROFILE, ch->profile);
 	else
 		ipc_put_str(b, T_ENDPOINT, ch->url);
+	if (ch->embedded)
+		ipc_put_u32(b, T_EMBEDDED, 1);
 
 	if (pp->applies_to) {
 		char *a = utf16_to_utf8(pp->applies_to->url.chars, pp->applies_to->url.length);
@@ -766,6 +946,7 @@ static bool connection_stale(int fd)
 struct outcome {
 	HRESULT hr;
 	bool faulted;
+	bool conn_ok;      /* the broker answered in protocol: the connection is usable */
 	WS_SECURITY_TOKEN *token;
 };
 
@@ -804,7 +985,7 @@ static struct outcome handle_error_answer(const struct ipc_msg *m, WS_ERROR *err
 	err_set_list(error, hr, strings, n);
 	for (unsigned i = 0; i < n; i++)
 		free(strings[i]);
-	struct outcome o = { .hr = hr, .faulted = faulted == 1 };
+	struct outcome o = { .hr = hr, .faulted = faulted == 1, .conn_ok = true };
 	return o;
 }
 
@@ -843,7 +1024,7 @@ static struct outcome handle_token_answer(const struct ipc_msg *m, const struct 
 	if (ipc_has(m, T_TOKEN_TYPE_URI) && !tt)
 		return fail_closed(error, E_OUTOFMEMORY, "out of memory");
 	f.token_type = tt;
-	struct outcome o = { .hr = S_OK };
+	struct outcome o = { .hr = S_OK, .conn_ok = true };
 	o.token = token_new(&f);
 	free(tt);
 	if (!o.token) {
@@ -861,7 +1042,13 @@ static struct outcome exchange(WS_CHANNEL *ch, const struct ipc_builder *req, co
 {
 	int64_t deadline = ch->timeouts_enabled ? ipc_now_ms() + ch->timeout_ms : 0;
 
-	if (ch->fd >= 0 && connection_stale(ch->fd)) {
+	if (ch->embedded) {
+		/* The private broker answers only what was asked: anything
+		 * readable now means it exited. */
+		if (ch->fd < 0 || connection_stale(ch->fd))
+			return fail_closed(error, WS_E_ENDPOINT_DISCONNECTED,
+			                   "the private wstrust broker of this channel has exited; create a new channel");
+	} else if (ch->fd >= 0 && connection_stale(ch->fd)) {
 		lock(ch);
 		disconnect(ch);
 		unlock(ch);
@@ -959,7 +1146,10 @@ static HRESULT perform(WS_CHANNEL *ch, struct ipc_builder *req, const struct req
 		o.faulted = true;
 	}
 	if (o.faulted) {
-		disconnect(ch);
+		if (aborted || !o.conn_ok)
+			drop_broker(ch);
+		else
+			disconnect(ch);
 		if (ch->state == WS_CHANNEL_STATE_OPEN)
 			ch->state = WS_CHANNEL_STATE_FAULTED;
 	}

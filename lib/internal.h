@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <wstrust/webservices.h>
 
@@ -60,6 +61,25 @@ struct token_fields {
 WS_SECURITY_TOKEN *token_new(const struct token_fields *f);
 /* The token's own XML (for EXISTING_TOKEN). */
 void token_xml(const WS_SECURITY_TOKEN *t, const uint8_t **xml, size_t *len);
+/* Its symmetric key (len 0: none) and expiry (ticks, 0: unknown), for the
+ * XML token binding in embedded mode. */
+void token_proof(const WS_SECURITY_TOKEN *t, const uint8_t **key, size_t *len);
+uint64_t token_valid_till(const WS_SECURITY_TOKEN *t);
+
+/* ---- embedded mode (embedded.c) ---- */
+
+struct emb_creds;
+/* The credentials in sd, copied (secrets into locked memory); *out NULL
+ * when it carries none. */
+HRESULT emb_creds_from_description(const WS_SECURITY_DESCRIPTION *sd, struct emb_creds **out, WS_ERROR *error);
+void emb_creds_free(struct emb_creds *c);   /* wipes */
+/* Start the private broker and hand it the credentials: *credsp is wiped
+ * and freed (set to NULL) once they were sent, whatever the outcome; kept
+ * when nothing was sent (the broker could not be started). */
+HRESULT emb_start(struct emb_creds **credsp, const char *url, uint32_t soap, const char *ca_file,
+                  int64_t deadline, int *fd_out, pid_t *pid_out, WS_ERROR *error);
+/* Close the connection and reap the broker. */
+void emb_stop(int fd, pid_t pid);
 
 /* Default request deadline when the channel sets none (ms). */
 #define WSTRUST_DEFAULT_TIMEOUT_MS 30000u

@@ -97,6 +97,17 @@ void token_xml(const WS_SECURITY_TOKEN *t, const uint8_t **xml, size_t *len)
 	*len = t->xml.len;
 }
 
+void token_proof(const WS_SECURITY_TOKEN *t, const uint8_t **key, size_t *len)
+{
+	*key = t->proof;
+	*len = t->proof ? t->proof_len : 0;
+}
+
+uint64_t token_valid_till(const WS_SECURITY_TOKEN *t)
+{
+	return t->valid_till;
+}
+
 static const char *prop_name(WS_SECURITY_TOKEN_PROPERTY_ID id)
 {
 	switch (id) {

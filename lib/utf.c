@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 char *utf16_to_utf8(const WCHAR *s, size_t n)
 {
@@ -45,6 +46,8 @@ char *utf16_to_utf8(const WCHAR *s, size_t n)
 	out[o] = '\0';
 	return out;
 bad:
+	/* may be a password's prefix */
+	explicit_bzero(out, o);
 	free(out);
 	errno = EILSEQ;
 	return NULL;

@@ -3,7 +3,12 @@
  *
  *   wstrust token [--socket PATH] (--profile NAME | --endpoint URL)
  *                 [--applies-to URI] [--token-type URI] [--trust-version 1.3|2005]
- *                 [--key-type bearer|symmetric|asymmetric] [--timeout MS] [--format xml|json]
+ *                 [--key-type bearer|symmetric|asymmetric] [--key-size BITS]
+ *                 [--entropy client|server|combined] [--action issue|new-context|renew-context]
+ *                 [--existing-token FILE] [--sc-version 2005|1.3]
+ *                 [--bearer-version original-specification|original-schema|errata-01]
+ *                 [--local-params FILE] [--service-params FILE] [--max-reply BYTES]
+ *                 [--timeout MS] [--format xml|json]
  *   wstrust demo [--keep] [--format json|xml|pretty]
  *
  * On success the token goes to stdout; on failure nothing does, every error
@@ -69,10 +74,17 @@ static void out_add(struct out *o, const char *s, size_t n)
 		size_t cap = o->cap ? o->cap : 4096;
 		while (cap < o->len + n + 1)
 			cap *= 2;
-		char *p = realloc(o->p, cap);
+		/* Not realloc: the output may hold a proof key, so the old
+		 * buffer is wiped before it is freed. */
+		char *p = malloc(cap);
 		if (!p) {
 			o->oom = true;
 			return;
+		}
+		if (o->p) {
+			memcpy(p, o->p, o->len);
+			explicit_bzero(o->p, o->cap);
+			free(o->p);
 		}
 		o->p = p;
 		o->cap = cap;
@@ -179,6 +191,16 @@ struct request {
 	int trust_version;       /* 0 = default */
 	int key_type;            /* 0 = default */
 	unsigned long timeout_ms;
+	/* 0 / NULL: the property is not passed (Windows' or the profile's default) */
+	unsigned long key_size;          /* ISSUED_TOKEN_KEY_SIZE, bits */
+	int entropy;                     /* ISSUED_TOKEN_KEY_ENTROPY */
+	int action;                      /* REQUEST_ACTION */
+	int sc_version;                  /* SECURE_CONVERSATION_VERSION */
+	int bearer_version;              /* BEARER_KEY_TYPE_VERSION */
+	const char *existing_token;      /* file: EXISTING_TOKEN via WsCreateXmlSecurityToken */
+	const char *local_params;        /* file: LOCAL_REQUEST_PARAMETERS */
+	const char *service_params;      /* file: SERVICE_REQUEST_PARAMETERS */
+	unsigned long max_reply;         /* MESSAGE_PROPERTIES: heap max size, bytes */
 };
 
 enum format { FMT_JSON, FMT_XML, FMT_PRETTY };
@@ -191,10 +213,17 @@ struct token_info {
 	uint64_t from, till;
 	char *attached, *unattached;
 	size_t attached_len, unattached_len;
+	uint8_t *proof;          /* the symmetric proof key, when the broker released it */
+	size_t proof_len;
+	bool proof_withheld;     /* the token has a proof key the broker keeps */
 };
 
 static void token_info_free(struct token_info *t)
 {
+	if (t->proof) {
+		explicit_bzero(t->proof, t->proof_len);
+		free(t->proof);
+	}
 	free(t->xml);
 	free(t->token_type);
 	free(t->attached);
@@ -231,11 +260,120 @@ static HRESULT buffer_bytes(WS_SECURITY_TOKEN *token, WS_SECURITY_TOKEN_PROPERTY
 	return *out ? S_OK : E_OUTOFMEMORY;
 }
 
+
+/* XML files for --existing-token and the request parameters: at most this
+ * much (the broker's own bound on each of them is 1 MiB). */
+#define MAX_XML_FILE (1u << 20)
+
+static bool read_file(const char *path, const char *what, char **data, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		complain("%s %s: %s", what, path, strerror(errno));
+		return false;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		complain("%s %s: not a regular file", what, path);
+		close(fd);
+		return false;
+	}
+	if (st.st_size > (off_t)MAX_XML_FILE) {
+		complain("%s %s: larger than %u bytes", what, path, MAX_XML_FILE);
+		close(fd);
+		return false;
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	size_t n = 0;
+	if (!buf) {
+		complain("out of memory");
+		close(fd);
+		return false;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + n, (size_t)st.st_size + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			complain("%s %s: %s", what, path, strerror(errno));
+			free(buf);
+			close(fd);
+			return false;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > MAX_XML_FILE) {
+			complain("%s %s: larger than %u bytes", what, path, MAX_XML_FILE);
+			free(buf);
+			close(fd);
+			return false;
+		}
+		if (n == (size_t)st.st_size + 1)
+			break;
+	}
+	close(fd);
+	*data = buf;
+	*len = n;
+	return true;
+}
+
+/* FILE -> WS_XML_BUFFER on `heap`, the way a Windows program does it:
+ * WsCreateReader, WsSetInput (UTF-8 text, buffer input), WsReadXmlBuffer. */
+static HRESULT xml_file_buffer(const char *path, const char *what, WS_HEAP *heap, WS_XML_BUFFER **buffer,
+                               WS_ERROR *error)
+{
+	char *data = NULL;
+	size_t len = 0;
+	if (!read_file(path, what, &data, &len))
+		return E_INVALIDARG;
+	WS_XML_READER *reader = NULL;
+	WS_XML_READER_TEXT_ENCODING enc = { { WS_XML_READER_ENCODING_TYPE_TEXT }, WS_CHARSET_UTF8 };
+	WS_XML_READER_BUFFER_INPUT input = { { WS_XML_READER_INPUT_TYPE_BUFFER }, data, (ULONG)len };
+	HRESULT hr = WsCreateReader(NULL, 0, &reader, error);
+	if (SUCCEEDED(hr))
+		hr = WsSetInput(reader, &enc.encoding, &input.input, NULL, 0, error);
+	if (SUCCEEDED(hr))
+		hr = WsReadXmlBuffer(reader, heap, buffer, error);
+	if (FAILED(hr))
+		complain("%s %s: not usable as XML", what, path);
+	WsFreeReader(reader);
+	free(data);
+	return hr;
+}
+
+/* The symmetric proof key: released (copied onto `heap`), withheld by the
+ * broker (E_ACCESSDENIED), or none. */
+static HRESULT proof_key(WS_SECURITY_TOKEN *token, WS_HEAP *heap, struct token_info *info, WS_ERROR *error)
+{
+	if (info->key_type != WS_SECURITY_KEY_TYPE_SYMMETRIC)
+		return S_OK;
+	WS_BYTES key = { 0 };
+	HRESULT hr = WsGetSecurityTokenProperty(token, WS_SECURITY_TOKEN_PROPERTY_SYMMETRIC_KEY, &key, sizeof(key), heap,
+	                                        NULL);
+	if (hr == E_ACCESSDENIED) {
+		info->proof_withheld = true;
+		return S_OK;
+	}
+	if (FAILED(hr) || key.length == 0)
+		return S_OK; /* a symmetric token without a key the library holds */
+	info->proof = malloc(key.length);
+	if (!info->proof) {
+		(void)error;
+		complain("out of memory");
+		return E_OUTOFMEMORY;
+	}
+	memcpy(info->proof, key.bytes, key.length);
+	info->proof_len = key.length;
+	explicit_bzero(key.bytes, key.length);
+	return S_OK;
+}
+
 static HRESULT request_token(const struct request *rq, struct token_info *info, WS_ERROR *error)
 {
 	WS_CHANNEL *channel = NULL;
-	WS_SECURITY_TOKEN *token = NULL;
-	WS_HEAP *heap = NULL;
+	WS_SECURITY_TOKEN *token = NULL, *existing = NULL;
+	WS_HEAP *heap = NULL, *in_heap = NULL;
 	WS_XML_WRITER *writer = NULL;
 	WCHAR *url16 = NULL, *applies16 = NULL;
 	size_t url16n = 0, applies16n = 0;
@@ -263,12 +401,41 @@ static HRESULT request_token(const struct request *rq, struct token_info *info, 
 	if (FAILED(hr))
 		goto done;
 
-	WS_REQUEST_SECURITY_TOKEN_PROPERTY props[4];
+	/* XML the caller hands in: on a heap of its own, as WS_XML_BUFFERs. */
+	WS_XML_BUFFER *local = NULL, *service = NULL, *existing_xml = NULL;
+	if (rq->existing_token || rq->local_params || rq->service_params) {
+		if (FAILED(hr = WsCreateHeap(4u * MAX_XML_FILE + 4096, 0, NULL, 0, &in_heap, error)))
+			goto done;
+		if (rq->local_params &&
+		    FAILED(hr = xml_file_buffer(rq->local_params, "--local-params", in_heap, &local, error)))
+			goto done;
+		if (rq->service_params &&
+		    FAILED(hr = xml_file_buffer(rq->service_params, "--service-params", in_heap, &service, error)))
+			goto done;
+		if (rq->existing_token) {
+			if (FAILED(hr = xml_file_buffer(rq->existing_token, "--existing-token", in_heap, &existing_xml, error)) ||
+			    FAILED(hr = WsCreateXmlSecurityToken(existing_xml, NULL, NULL, 0, &existing, error)))
+				goto done;
+		}
+	}
+
+	WS_REQUEST_SECURITY_TOKEN_PROPERTY props[13];
 	ULONG n = 0;
 	WS_ENDPOINT_ADDRESS applies = { 0 };
 	WS_TRUST_VERSION tv = (WS_TRUST_VERSION)rq->trust_version;
 	WS_SECURITY_KEY_TYPE kt = (WS_SECURITY_KEY_TYPE)rq->key_type;
 	WS_XML_STRING tt = { 0 };
+	ULONG key_size = (ULONG)rq->key_size;
+	WS_SECURITY_KEY_ENTROPY_MODE entropy = (WS_SECURITY_KEY_ENTROPY_MODE)rq->entropy;
+	WS_REQUEST_SECURITY_TOKEN_ACTION action = (WS_REQUEST_SECURITY_TOKEN_ACTION)rq->action;
+	WS_SECURE_CONVERSATION_VERSION scv = (WS_SECURE_CONVERSATION_VERSION)rq->sc_version;
+	WS_SECURITY_BEARER_KEY_TYPE_VERSION bkv = (WS_SECURITY_BEARER_KEY_TYPE_VERSION)rq->bearer_version;
+	SIZE_T max_reply = (SIZE_T)rq->max_reply;
+	WS_HEAP_PROPERTY heap_prop = { WS_HEAP_PROPERTY_MAX_SIZE, &max_reply, sizeof(max_reply) };
+	WS_HEAP_PROPERTIES heap_props = { &heap_prop, 1 };
+	WS_MESSAGE_PROPERTY msg_prop = { WS_MESSAGE_PROPERTY_HEAP_PROPERTIES, &heap_props, sizeof(heap_props) };
+	WS_MESSAGE_PROPERTIES msg_props = { &msg_prop, 1 };
+#define ADD_PROP(ID, PTR) (props[n++] = (WS_REQUEST_SECURITY_TOKEN_PROPERTY){ WS_REQUEST_SECURITY_TOKEN_PROPERTY_##ID, (PTR), sizeof(*(PTR)) })
 	if (rq->applies_to) {
 		if (utf8_to_utf16(rq->applies_to, strlen(rq->applies_to), &applies16, &applies16n) < 0) {
 			hr = E_INVALIDARG;
@@ -277,17 +444,36 @@ static HRESULT request_token(const struct request *rq, struct token_info *info, 
 		}
 		applies.url.length = (ULONG)applies16n;
 		applies.url.chars = applies16;
-		props[n++] = (WS_REQUEST_SECURITY_TOKEN_PROPERTY){ WS_REQUEST_SECURITY_TOKEN_PROPERTY_APPLIES_TO, &applies, sizeof(applies) };
+		ADD_PROP(APPLIES_TO, &applies);
 	}
 	if (rq->trust_version)
-		props[n++] = (WS_REQUEST_SECURITY_TOKEN_PROPERTY){ WS_REQUEST_SECURITY_TOKEN_PROPERTY_TRUST_VERSION, &tv, sizeof(tv) };
+		ADD_PROP(TRUST_VERSION, &tv);
 	if (rq->token_type) {
 		tt.length = (ULONG)strlen(rq->token_type);
 		tt.bytes = (BYTE *)rq->token_type;
-		props[n++] = (WS_REQUEST_SECURITY_TOKEN_PROPERTY){ WS_REQUEST_SECURITY_TOKEN_PROPERTY_ISSUED_TOKEN_TYPE, &tt, sizeof(tt) };
+		ADD_PROP(ISSUED_TOKEN_TYPE, &tt);
 	}
 	if (rq->key_type)
-		props[n++] = (WS_REQUEST_SECURITY_TOKEN_PROPERTY){ WS_REQUEST_SECURITY_TOKEN_PROPERTY_ISSUED_TOKEN_KEY_TYPE, &kt, sizeof(kt) };
+		ADD_PROP(ISSUED_TOKEN_KEY_TYPE, &kt);
+	if (rq->key_size)
+		ADD_PROP(ISSUED_TOKEN_KEY_SIZE, &key_size);
+	if (rq->entropy)
+		ADD_PROP(ISSUED_TOKEN_KEY_ENTROPY, &entropy);
+	if (rq->action)
+		ADD_PROP(REQUEST_ACTION, &action);
+	if (existing)
+		ADD_PROP(EXISTING_TOKEN, &existing);
+	if (rq->sc_version)
+		ADD_PROP(SECURE_CONVERSATION_VERSION, &scv);
+	if (rq->bearer_version)
+		ADD_PROP(BEARER_KEY_TYPE_VERSION, &bkv);
+	if (local)
+		ADD_PROP(LOCAL_REQUEST_PARAMETERS, &local);
+	if (service)
+		ADD_PROP(SERVICE_REQUEST_PARAMETERS, &service);
+	if (rq->max_reply)
+		ADD_PROP(MESSAGE_PROPERTIES, &msg_props);
+#undef ADD_PROP
 
 	hr = WsRequestSecurityToken(channel, props, n, &token, NULL, error);
 	if (FAILED(hr))
@@ -312,7 +498,8 @@ static HRESULT request_token(const struct request *rq, struct token_info *info, 
 	    FAILED(hr = WsGetSecurityTokenProperty(token, WS_SECURITY_TOKEN_PROPERTY_VALID_FROM_TIME, &from, sizeof(from),
 	                                           NULL, error)) ||
 	    FAILED(hr = WsGetSecurityTokenProperty(token, WS_SECURITY_TOKEN_PROPERTY_VALID_TILL_TIME, &till, sizeof(till),
-	                                           NULL, error)))
+	                                           NULL, error)) ||
+	    FAILED(hr = proof_key(token, heap, info, error)))
 		goto done;
 	info->from = from.ticks;
 	info->till = till.ticks;
@@ -322,8 +509,10 @@ static HRESULT request_token(const struct request *rq, struct token_info *info, 
 
 done:
 	WsFreeWriter(writer);
-	WsFreeHeap(heap);
+	WsFreeHeap(heap);      /* wipes its blocks: the proof key copy too */
 	WsFreeSecurityToken(token);
+	WsFreeSecurityToken(existing);
+	WsFreeHeap(in_heap);
 	if (channel) {
 		WS_CHANNEL_STATE state = WS_CHANNEL_STATE_CREATED;
 		WsGetChannelProperty(channel, WS_CHANNEL_PROPERTY_STATE, &state, sizeof(state), NULL);
@@ -334,6 +523,25 @@ done:
 	free(url16);
 	free(applies16);
 	return hr;
+}
+
+static void out_base64(struct out *o, const uint8_t *p, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	out_add(o, "\"", 1);
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		char q[4] = { tab[(v >> 18) & 63], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
+		              i + 2 < n ? tab[v & 63] : '=' };
+		out_add(o, q, 4);
+		explicit_bzero(&v, sizeof(v));
+		explicit_bzero(q, sizeof(q));
+	}
+	out_add(o, "\"", 1);
 }
 
 static bool format_token(const struct token_info *t, enum format fmt, struct out *o)
@@ -371,6 +579,12 @@ static bool format_token(const struct token_info *t, enum format fmt, struct out
 		out_str(o, ", \"unattached_reference\": ");
 		out_json_string(o, t->unattached, t->unattached_len);
 	}
+	if (t->proof) {
+		out_str(o, ", \"proof_key\": ");
+		out_base64(o, t->proof, t->proof_len);
+	}
+	out_str(o, ", \"proof_key_withheld\": ");
+	out_str(o, t->proof_withheld ? "true" : "false");
 	out_str(o, "}\n");
 	return !o->oom;
 }
@@ -423,6 +637,8 @@ static int run_request(const struct request *rq, enum format fmt)
 			        key_type_name(info.key_type), info.token_type ? info.token_type : "(not stated)", from, till,
 			        info.xml_len);
 		}
+		if (o.p)
+			explicit_bzero(o.p, o.cap);
 		free(o.p);
 	}
 	token_info_free(&info);
@@ -446,9 +662,25 @@ static void token_usage(FILE *f)
 	        "  --token-type URI       token type to request (default: the profile's)\n"
 	        "  --trust-version V      1.3 or 2005 (default: the profile's with --profile, 2005 with --endpoint)\n"
 	        "  --key-type T           bearer, symmetric or asymmetric (default: the profile's)\n"
+	        "  --key-size BITS        key size for a symmetric key (ISSUED_TOKEN_KEY_SIZE)\n"
+	        "  --entropy E            client, server or combined (ISSUED_TOKEN_KEY_ENTROPY; default server)\n"
+	        "  --action A             issue, new-context or renew-context (REQUEST_ACTION; default issue)\n"
+	        "  --existing-token FILE  the token to renew (XML; EXISTING_TOKEN, with --action renew-context)\n"
+	        "  --sc-version V         SecureConversation version: 2005 or 1.3 (default 2005)\n"
+	        "  --bearer-version V     WS-Trust 1.3 Bearer URI: original-specification, original-schema\n"
+	        "                         or errata-01 (BEARER_KEY_TYPE_VERSION)\n"
+	        "  --local-params FILE    XML elements written into the RST (LOCAL_REQUEST_PARAMETERS)\n"
+	        "  --service-params FILE  XML elements for the STS (SERVICE_REQUEST_PARAMETERS; with 1.3\n"
+	        "                         inside wst:SecondaryParameters)\n"
+	        "  --max-reply BYTES      largest STS reply to accept (MESSAGE_PROPERTIES heap max size)\n"
 	        "  --timeout MS           give up after MS milliseconds (default 30000)\n"
 	        "  --format xml|json      xml: the token element; json: token and its properties (default xml)\n"
 	        "  -h, --help             this help\n"
+	        "\n"
+	        "json keys: token, token_type, key_type (bearer|symmetric|asymmetric), valid_from,\n"
+	        "valid_till (RFC 3339 UTC or null), attached_reference and unattached_reference (XML,\n"
+	        "only when the STS sent them), proof_key (base64; only when the broker released the\n"
+	        "symmetric proof key), proof_key_withheld (true when the broker keeps it).\n"
 	        "\n"
 	        "On failure nothing is printed on stdout, the errors go to stderr, and the exit status is 1.\n",
 	        WSTRUST_DEFAULT_SOCKET);
@@ -467,6 +699,42 @@ static bool parse_format(const char *s, enum format *f, bool allow_pretty)
 	return true;
 }
 
+struct choice {
+	const char *name;
+	int value;
+};
+
+/* One of a fixed set of words; a usage error names them all. */
+static bool pick(const char *flag, const char *arg, const struct choice *c, int *out)
+{
+	for (const struct choice *k = c; k->name; k++)
+		if (strcmp(arg, k->name) == 0) {
+			*out = k->value;
+			return true;
+		}
+	char list[256] = "";
+	for (const struct choice *k = c; k->name; k++) {
+		if (k != c)
+			strncat(list, k->name[0] && k[1].name ? ", " : " or ", sizeof(list) - strlen(list) - 1);
+		strncat(list, k->name, sizeof(list) - strlen(list) - 1);
+	}
+	complain("%s must be %s, not %s", flag, list, arg);
+	return false;
+}
+
+static bool parse_number(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return false;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v == 0 || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
 static int cmd_token(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -479,8 +747,40 @@ static int cmd_token(int argc, char **argv)
 		{ "key-type", required_argument, NULL, 'k' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "key-size", required_argument, NULL, 'K' },
+		{ "entropy", required_argument, NULL, 'E' },
+		{ "action", required_argument, NULL, 'A' },
+		{ "existing-token", required_argument, NULL, 'X' },
+		{ "sc-version", required_argument, NULL, 'S' },
+		{ "bearer-version", required_argument, NULL, 'B' },
+		{ "local-params", required_argument, NULL, 'L' },
+		{ "service-params", required_argument, NULL, 'P' },
+		{ "max-reply", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
+	};
+	static const struct choice entropies[] = {
+		{ "client", WS_SECURITY_KEY_ENTROPY_MODE_CLIENT_ONLY },
+		{ "server", WS_SECURITY_KEY_ENTROPY_MODE_SERVER_ONLY },
+		{ "combined", WS_SECURITY_KEY_ENTROPY_MODE_COMBINED },
+		{ NULL, 0 },
+	};
+	static const struct choice actions[] = {
+		{ "issue", WS_REQUEST_SECURITY_TOKEN_ACTION_ISSUE },
+		{ "new-context", WS_REQUEST_SECURITY_TOKEN_ACTION_NEW_CONTEXT },
+		{ "renew-context", WS_REQUEST_SECURITY_TOKEN_ACTION_RENEW_CONTEXT },
+		{ NULL, 0 },
+	};
+	static const struct choice sc_versions[] = {
+		{ "2005", WS_SECURE_CONVERSATION_VERSION_FEBRUARY_2005 },
+		{ "1.3", WS_SECURE_CONVERSATION_VERSION_1_3 },
+		{ NULL, 0 },
+	};
+	static const struct choice bearer_versions[] = {
+		{ "original-specification", WS_SECURITY_BEARER_KEY_TYPE_VERSION_1_3_ORIGINAL_SPECIFICATION },
+		{ "original-schema", WS_SECURITY_BEARER_KEY_TYPE_VERSION_1_3_ORIGINAL_SCHEMA },
+		{ "errata-01", WS_SECURITY_BEARER_KEY_TYPE_VERSION_1_3_ERRATA_01 },
+		{ NULL, 0 },
 	};
 	struct request rq = { 0 };
 	enum format fmt = FMT_XML;
@@ -532,6 +832,37 @@ static int cmd_token(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case 'K':
+			if (!parse_number(optarg, 16384, &rq.key_size)) {
+				complain("--key-size must be a positive number of bits, not %s", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'M':
+			if (!parse_number(optarg, UINT32_MAX, &rq.max_reply)) {
+				complain("--max-reply must be a positive number of bytes, not %s", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'E':
+			if (!pick("--entropy", optarg, entropies, &rq.entropy))
+				return EXIT_USAGE;
+			break;
+		case 'A':
+			if (!pick("--action", optarg, actions, &rq.action))
+				return EXIT_USAGE;
+			break;
+		case 'S':
+			if (!pick("--sc-version", optarg, sc_versions, &rq.sc_version))
+				return EXIT_USAGE;
+			break;
+		case 'B':
+			if (!pick("--bearer-version", optarg, bearer_versions, &rq.bearer_version))
+				return EXIT_USAGE;
+			break;
+		case 'X': rq.existing_token = optarg; break;
+		case 'L': rq.local_params = optarg; break;
+		case 'P': rq.service_params = optarg; break;
 		case 'h':
 			token_usage(stdout);
 			return 0;

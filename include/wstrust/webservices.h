@@ -17,6 +17,26 @@
  * time (meson option default_socket).  The channel's WS_SECURITY_DESCRIPTION
  * is accepted and not used in daemon mode: the broker holds the secrets.
  *
+ * Modes.  Daemon mode (above) keeps every credential in the system broker.
+ * Embedded mode: when the WS_SECURITY_DESCRIPTION given to WsCreateChannel
+ * carries a credential -- WS_STRING_USERNAME_CREDENTIAL in a
+ * WS_USERNAME_MESSAGE_SECURITY_BINDING, a localCertCredential in a
+ * WS_SSL_TRANSPORT_SECURITY_BINDING, a token in a
+ * WS_XML_TOKEN_MESSAGE_SECURITY_BINDING -- the library copies it into locked
+ * memory, and WsOpenChannel starts a private broker for this channel
+ * (wstrustd --embedded, from the installed sbindir or $WSTRUST_BROKER_PATH),
+ * hands it the credential over their socketpair only, and wipes every copy
+ * it made.  That broker serves the URL the channel was opened with, hands
+ * the symmetric proof key to its caller, and exits with the channel
+ * (WsFreeChannel) or when the connection breaks (WsAbortChannel, a broken
+ * request); the credential is not kept, so a channel whose private broker
+ * is gone cannot be opened again: create a new one.  Its trust anchors are
+ * wstrust_set_channel_ca_file's, else $WSTRUST_CA_FILE, else the system CA
+ * bundle.  $WSTRUST_MODE overrides the choice: "daemon" ignores the
+ * credentials (unchanged Windows code on a host with a system broker),
+ * "embedded" requires them, "auto" or unset decides as above.  Variables are
+ * read with secure_getenv.
+ *
  * Thread safety, as on Windows: one object (channel, error, heap, token) is
  * used by one thread at a time; different objects in different threads are
  * independent (the library keeps no global mutable state).  An asynchronous
@@ -551,7 +571,10 @@ typedef struct _WS_CHANNEL_PROPERTIES {
 	ULONG propertyCount;
 } WS_CHANNEL_PROPERTIES;
 
-/* ---- security description (accepted; the broker holds the credentials) ---- */
+/* ---- security description ----
+ * Daemon mode: accepted and not used (the broker holds the credentials).
+ * Embedded mode: the credentials it carries go to a private broker; see
+ * "Modes" at the top of this file and docs/API.md. */
 
 typedef enum {
 	WS_SSL_TRANSPORT_SECURITY_BINDING_TYPE = 1,
@@ -650,6 +673,39 @@ typedef enum {
 typedef struct _WS_CERT_CREDENTIAL {
 	WS_CERT_CREDENTIAL_TYPE credentialType;
 } WS_CERT_CREDENTIAL;
+
+/* Windows reads these from a certificate store; wstrust has no store, so
+ * storeName is the path of a file (absolute): PEM (the certificate, and its
+ * unencrypted private key unless a separate key is given) or PKCS#12 (.p12 /
+ * .pfx, without a password).  storeLocation is ignored.  subjectName, when
+ * given, must equal the certificate's subject common name; thumbprint, when
+ * given, its SHA-1 fingerprint in hex (colons and spaces ignored). */
+typedef struct _WS_SUBJECT_NAME_CERT_CREDENTIAL {
+	WS_CERT_CREDENTIAL credential;
+	ULONG storeLocation;
+	WS_STRING storeName;
+	WS_STRING subjectName;
+} WS_SUBJECT_NAME_CERT_CREDENTIAL;
+
+typedef struct _WS_THUMBPRINT_CERT_CREDENTIAL {
+	WS_CERT_CREDENTIAL credential;
+	ULONG storeLocation;
+	WS_STRING storeName;
+	WS_STRING thumbprint;
+} WS_THUMBPRINT_CERT_CREDENTIAL;
+
+/* wstrust extension: a certificate and key in files, with the password of
+ * an encrypted PEM key or of a PKCS#12 file.  credential.credentialType is
+ * WSTRUST_FILE_CERT_CREDENTIAL_TYPE.  The password is a secret: it is
+ * handled like WS_STRING_USERNAME_CREDENTIAL's (see embedded mode below). */
+#define WSTRUST_FILE_CERT_CREDENTIAL_TYPE ((WS_CERT_CREDENTIAL_TYPE)0x57540001)
+
+typedef struct _WSTRUST_FILE_CERT_CREDENTIAL {
+	WS_CERT_CREDENTIAL credential;
+	WS_STRING certFile;      /* absolute path: PEM or PKCS#12 */
+	WS_STRING keyFile;       /* absolute path of a PEM key; empty: the key is in certFile */
+	WS_STRING keyPassword;   /* empty: the key is not encrypted */
+} WSTRUST_FILE_CERT_CREDENTIAL;
 
 typedef struct _WS_SSL_TRANSPORT_SECURITY_BINDING {
 	WS_SECURITY_BINDING binding;
@@ -920,6 +976,11 @@ HRESULT wstrust_set_channel_socket(WS_CHANNEL *channel, const char *path, WS_ERR
  * give (TRUST_VERSION included) take the profile's values.  This is what
  * `wstrust token --profile` uses. */
 HRESULT wstrust_open_channel_profile(WS_CHANNEL *channel, const char *profile, WS_ERROR *error);
+
+/* Embedded mode: the CA bundle (PEM, UTF-8 path) the private broker
+ * verifies the STS's TLS certificate with, instead of $WSTRUST_CA_FILE or
+ * the system bundle.  Only in state CREATED. */
+HRESULT wstrust_set_channel_ca_file(WS_CHANNEL *channel, const char *path, WS_ERROR *error);
 
 /* The token type URI the STS issued (UTF-8, owned by the token), or NULL in
  * *uri when the STS did not say. */

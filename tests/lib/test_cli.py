@@ -3,6 +3,7 @@
 Python thread speaking the IPC frame format (ipc/ipc.h) on a Unix socket.
 
 usage: test_cli.py WSTRUST_EXE REQUEST_TOKEN_EXE"""
+import base64
 import calendar
 import json
 import os
@@ -20,6 +21,10 @@ EXAMPLE = sys.argv.pop(1)
 # ipc/ipc.h wire numbers
 REQ_TOKEN, ANS_TOKEN, ANS_ERROR = 0x0100, 0x0101, 0x0103
 T_PROFILE, T_ENDPOINT, T_APPLIES_TO, T_TRUST_VERSION, T_TOKEN_TYPE, T_KEY_TYPE = 1, 2, 3, 4, 5, 6
+T_KEY_SIZE, T_ENTROPY_MODE, T_REQUEST_ACTION, T_SC_VERSION, T_BEARER_VERSION = 7, 8, 9, 10, 11
+T_LOCAL_PARAMS, T_SERVICE_PARAMS, T_EXISTING_TOKEN, T_MAX_REPLY = 12, 13, 14, 15
+T_EMBEDDED = 17
+T_PROOF_KEY, T_PROOF_WITHHELD = 39, 40
 T_TOKEN_XML, T_TOKEN_TYPE_URI, T_KEY_TYPE_OUT, T_VALID_FROM, T_VALID_TILL = 32, 33, 34, 35, 36
 T_ATTACHED_REF, T_UNATTACHED_REF = 37, 38
 T_HRESULT, T_ERROR_STRING, T_CHANNEL_FAULTED = 48, 49, 50
@@ -108,13 +113,20 @@ class FakeBroker:
 
 
 def token_answer(xml=TOKEN, token_type=SAML2, key_type=1, valid_from=ticks("2026-11-25T10:00:00Z"),
-                 valid_till=ticks("2026-11-25T11:00:00Z"), attached=ATTACHED):
+                 valid_till=ticks("2026-11-25T11:00:00Z"), attached=ATTACHED, unattached=None, proof=None,
+                 withheld=None):
     f = [(T_TOKEN_XML, xml.encode()), (T_KEY_TYPE_OUT, u32(key_type)),
          (T_VALID_FROM, u64(valid_from)), (T_VALID_TILL, u64(valid_till))]
     if token_type:
         f.append((T_TOKEN_TYPE_URI, token_type.encode()))
     if attached:
         f.append((T_ATTACHED_REF, attached.encode()))
+    if unattached:
+        f.append((T_UNATTACHED_REF, unattached.encode()))
+    if proof is not None:
+        f.append((T_PROOF_KEY, proof))
+    if withheld is not None:
+        f.append((T_PROOF_WITHHELD, u32(withheld)))
     return frame(ANS_TOKEN, f)
 
 
@@ -157,6 +169,8 @@ class Cli(unittest.TestCase):
         self.assertEqual(out["valid_till"], "2026-11-25T11:00:00Z")
         self.assertEqual(out["attached_reference"], ATTACHED)
         self.assertNotIn("unattached_reference", out)
+        self.assertNotIn("proof_key", out)
+        self.assertIs(out["proof_key_withheld"], False)
         f = self.last_request()
         self.assertEqual(f[T_PROFILE], [b"demo"])
         self.assertEqual(f[T_APPLIES_TO], [b"urn:example:rp"])
@@ -250,9 +264,121 @@ class Cli(unittest.TestCase):
             self.assertEqual(r.returncode, 0, args)
             self.assertIn(b"usage: wstrust", r.stdout)
 
+    def write(self, name, data):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def test_every_request_flag_reaches_the_broker(self):
+        local = self.write("local.xml", b'<?xml version="1.0"?>\n<wst:Claims xmlns:wst="urn:t">c</wst:Claims>\n')
+        service = self.write("service.xml", b'<a:X xmlns:a="urn:a"/><a:Y xmlns:a="urn:a"/>')
+        sct = b'<c:SecurityContextToken xmlns:c="urn:sc"><c:Identifier>urn:uuid:1</c:Identifier></c:SecurityContextToken>'
+        existing = self.write("sct.xml", b"\xef\xbb\xbf  " + sct + b"\n")
+        self.broker.answer = token_answer(key_type=2, proof=b"k" * 32)
+        r = self.token("--key-type", "symmetric", "--key-size", "256", "--entropy", "combined",
+                       "--action", "renew-context", "--existing-token", existing, "--sc-version", "1.3",
+                       "--local-params", local, "--service-params", service, "--max-reply", "123456")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        f = self.last_request()
+        self.assertEqual(f[T_KEY_TYPE], [u32(2)])
+        self.assertEqual(f[T_KEY_SIZE], [u32(256)])
+        self.assertEqual(f[T_ENTROPY_MODE], [u32(3)])
+        self.assertEqual(f[T_REQUEST_ACTION], [u32(3)])
+        self.assertEqual(f[T_SC_VERSION], [u32(2)])
+        self.assertEqual(f[T_EXISTING_TOKEN], [sct], "the token's XML, without BOM or white space")
+        self.assertEqual(f[T_LOCAL_PARAMS], [b'<wst:Claims xmlns:wst="urn:t">c</wst:Claims>'])
+        self.assertEqual(f[T_SERVICE_PARAMS], [b'<a:X xmlns:a="urn:a"/><a:Y xmlns:a="urn:a"/>'])
+        self.assertEqual(f[T_MAX_REPLY], [u32(123456)])
+        self.assertNotIn(T_BEARER_VERSION, f)
+
+    def test_enum_flag_values(self):
+        cases = [(("--entropy", "client"), T_ENTROPY_MODE, 1), (("--entropy", "server"), T_ENTROPY_MODE, 2),
+                 (("--action", "issue"), T_REQUEST_ACTION, 1), (("--action", "new-context"), T_REQUEST_ACTION, 2),
+                 (("--sc-version", "2005"), T_SC_VERSION, 1),
+                 (("--bearer-version", "original-specification"), T_BEARER_VERSION, 1),
+                 (("--bearer-version", "original-schema"), T_BEARER_VERSION, 2),
+                 (("--bearer-version", "errata-01"), T_BEARER_VERSION, 3)]
+        for args, tag, value in cases:
+            self.broker.requests.clear()
+            r = self.token(*args)
+            self.assertEqual(r.returncode, 0, (args, r.stderr))
+            self.assertEqual(self.last_request()[tag], [u32(value)], args)
+
+    def test_proof_key_released(self):
+        key = bytes(range(1, 33))
+        self.broker.answer = token_answer(key_type=2, proof=key, unattached=ATTACHED.replace("_x", "_u"))
+        r = self.token("--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["key_type"], "symmetric")
+        self.assertEqual(base64.b64decode(out["proof_key"], validate=True), key)
+        self.assertIs(out["proof_key_withheld"], False)
+        self.assertEqual(out["unattached_reference"], ATTACHED.replace("_x", "_u"))
+        self.assertEqual(out["attached_reference"], ATTACHED)
+
+    def test_proof_key_lengths_encode(self):
+        for n in (1, 2, 3, 16, 17, 64):
+            key = bytes((i * 37 + n) & 0xff for i in range(n))
+            self.broker.answer = token_answer(key_type=2, proof=key)
+            r = self.token("--format", "json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(json.loads(r.stdout)["proof_key"], base64.b64encode(key).decode(), n)
+
+    def test_proof_key_withheld(self):
+        self.broker.answer = token_answer(key_type=2, withheld=1)
+        r = self.token("--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertNotIn("proof_key", out)
+        self.assertIs(out["proof_key_withheld"], True)
+
+    def test_invalid_combinations_fail_before_sending(self):
+        existing = self.write("tok.xml", b"<t/>")
+        cases = [(("--key-type", "bearer", "--key-size", "256"), "ISSUED_TOKEN_KEY_SIZE"),
+                 (("--key-type", "bearer", "--entropy", "combined"), "ISSUED_TOKEN_KEY_ENTROPY"),
+                 (("--existing-token", existing), "EXISTING_TOKEN"),
+                 (("--action", "renew-context"), "REQUEST_ACTION")]
+        for args, prop in cases:
+            r = self.token(*args)
+            self.assertEqual(r.returncode, 1, args)
+            self.assertEqual(r.stdout, b"", args)
+            err = r.stderr.decode()
+            self.assertIn("WS_REQUEST_SECURITY_TOKEN_PROPERTY_" + prop, err, args)
+            self.assertIn("wstrust: request failed (HRESULT 0x80070057)", err.splitlines(), args)
+        self.assertEqual(self.broker.requests, [])
+
+    def test_unreadable_xml_files(self):
+        missing = os.path.join(self.tmp.name, "missing.xml")
+        notxml = self.write("text.xml", b"just text")
+        for flag in ("--local-params", "--service-params", "--existing-token"):
+            for path in (missing, notxml):
+                r = self.token(flag, path, "--action", "renew-context")
+                self.assertEqual(r.returncode, 1, (flag, path))
+                self.assertEqual(r.stdout, b"")
+                self.assertIn(flag, r.stderr.decode())
+                self.assertIn(path, r.stderr.decode())
+        self.assertEqual(self.broker.requests, [])
+
+    def test_new_flag_usage_errors(self):
+        for args in (["--key-size", "0"], ["--key-size", "x"], ["--key-size", "-8"], ["--entropy", "both"],
+                     ["--action", "cancel"], ["--sc-version", "1.4"], ["--bearer-version", "errata"],
+                     ["--max-reply", "0"], ["--max-reply", "99999999999"]):
+            r = self.token(*args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(r.stdout, b"", args)
+            self.assertIn(args[0], r.stderr.decode())
+        self.assertEqual(self.broker.requests, [])
+        r = self.run_cli("token", "--help")
+        for flag in ("--key-size", "--entropy", "--action", "--existing-token", "--sc-version", "--bearer-version",
+                     "--local-params", "--service-params", "--max-reply", "proof_key_withheld"):
+            self.assertIn(flag.encode(), r.stdout)
+
     def test_windows_style_example(self):
         url = "https://127.0.0.1:4443/adfs/services/trust/13/usernamemixed"
-        env = dict(os.environ, WSTRUST_SOCKET=self.sock)
+        # The example passes alice's credentials, as Windows code does:
+        # WSTRUST_MODE=daemon sends them nowhere (the broker holds its own).
+        env = dict(os.environ, WSTRUST_SOCKET=self.sock, WSTRUST_MODE="daemon")
         r = subprocess.run([EXAMPLE, url], capture_output=True, timeout=60, env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, TOKEN.encode() + b"\n")
@@ -262,6 +388,23 @@ class Cli(unittest.TestCase):
         self.assertEqual(f[T_TRUST_VERSION], [u32(2)])
         self.assertEqual(f[T_KEY_TYPE], [u32(1)])
         self.assertEqual(f[T_TOKEN_TYPE], [SAML2.encode()])
+        self.assertNotIn(T_EMBEDDED, f)
+
+    def test_credentials_select_embedded_mode(self):
+        """Without WSTRUST_MODE the example's credentials mean a private broker,
+        not the socket: with no broker binary the open fails, nothing is sent."""
+        url = "https://127.0.0.1:4443/adfs/services/trust/13/usernamemixed"
+        env = dict(os.environ, WSTRUST_SOCKET=self.sock, WSTRUST_BROKER_PATH="/nonexistent/wstrustd")
+        env.pop("WSTRUST_MODE", None)
+        r = subprocess.run([EXAMPLE, url], capture_output=True, timeout=60, env=env)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"0x803d0010", r.stderr)
+        self.assertIn(b"/nonexistent/wstrustd", r.stderr)
+        self.assertEqual(self.broker.requests, [])
+        env["WSTRUST_MODE"] = "embedded"
+        r = subprocess.run([EXAMPLE, url], capture_output=True, timeout=60, env=env)
+        self.assertIn(b"/nonexistent/wstrustd", r.stderr)
+        self.assertEqual(self.broker.requests, [])
 
 
 if __name__ == "__main__":
