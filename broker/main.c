@@ -153,6 +153,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* Descriptors inherited by accident (an application's non-CLOEXEC files
+	 * in embedded mode, a careless service manager) are closed: the broker
+	 * holds secrets and must not hand a worker or anyone else more. */
+	if (embedded_fd >= 0) {
+		close_range(3, (unsigned)embedded_fd - 1, 0);
+		close_range((unsigned)embedded_fd + 1, ~0u, 0);
+	} else {
+		close_range(3, ~0u, 0);
+	}
+
 	/* The broker holds passwords: no core dumps, no ptrace by same-uid
 	 * processes, no /proc/PID/mem for them. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
