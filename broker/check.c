@@ -76,9 +76,15 @@ static const char *proof_name(uint32_t k)
 	}
 }
 
+/* Issuer entropy in either form: a BinarySecret or an xenc:EncryptedKey. */
+static bool has_issuer_entropy(const struct wt_result *r)
+{
+	return r->entropy.len || r->entropy_enc.len;
+}
+
 static bool has_proof(const struct wt_result *r)
 {
-	return r->proof_kind != IPC_PROOF_NONE || r->proof_data.len || r->entropy.len || r->ck_algorithm;
+	return r->proof_kind != IPC_PROOF_NONE || r->proof_data.len || has_issuer_entropy(r) || r->ck_algorithm;
 }
 
 static const char *proof_of(const struct wt_result *r)
@@ -112,7 +118,7 @@ static int check_symmetric(const struct token_expect *e, const struct wt_result 
 			         "the STS sent %s proof token", proof_of(r));
 			return -1;
 		}
-		if (r->entropy.len) {
+		if (has_issuer_entropy(r)) {
 			snprintf(err, errlen, "CLIENT_ONLY entropy was requested, but the STS sent its own Entropy");
 			return -1;
 		}
@@ -128,11 +134,16 @@ static int check_symmetric(const struct token_expect *e, const struct wt_result 
 			         r->ck_algorithm ? r->ck_algorithm : "(none)");
 			return -1;
 		}
-		if (!r->entropy.len) {
+		if (!has_issuer_entropy(r)) {
 			snprintf(err, errlen, "the STS sent a ComputedKey without its issuer Entropy");
 			return -1;
 		}
-		if (r->entropy.len < 16 || r->entropy.len > 64) {
+		if (r->entropy.len && r->entropy_enc.len) {
+			snprintf(err, errlen, "the STS sent its issuer Entropy both in clear and as an EncryptedKey");
+			return -1;
+		}
+		/* An encrypted entropy's size is checked once decrypted (proof.c). */
+		if (r->entropy.len && (r->entropy.len < 16 || r->entropy.len > 64)) {
 			snprintf(err, errlen, "the STS's issuer Entropy is %zu bytes (allowed: 16 to 64)", r->entropy.len);
 			return -1;
 		}
@@ -148,7 +159,7 @@ static int check_symmetric(const struct token_expect *e, const struct wt_result 
 			         "(a BinarySecret or EncryptedKey)");
 			return -1;
 		}
-		if (r->entropy.len) {
+		if (has_issuer_entropy(r)) {
 			snprintf(err, errlen, "the STS sent issuer Entropy, but the request carried no entropy (SERVER_ONLY)");
 			return -1;
 		}
@@ -252,7 +263,7 @@ int token_check(const struct token_expect *e, const struct wt_result *r, uint64_
 			snprintf(err, errlen, "the STS issued a symmetric-key token without a proof token");
 			return -1;
 		} else if (!r->key_type || key_type_is_bearer(r->key_type)) {
-			if (r->entropy.len) {
+			if (has_issuer_entropy(r)) {
 				snprintf(err, errlen, "the STS sent issuer entropy with a bearer token");
 				return -1;
 			}

@@ -41,8 +41,10 @@ struct token_verdict {
  * current time as WS_DATETIME ticks.  For a symmetric key (key_type_out 2)
  * the proof material is checked against the entropy mode: SERVER_ONLY wants
  * a BinarySecret or EncryptedKey and no issuer entropy; CLIENT_ONLY no proof
- * token at all; COMBINED a ComputedKey T/CK/PSHA1 with issuer Entropy.  A
- * ComputedKey is refused whenever no entropy was sent. */
+ * token at all; COMBINED a ComputedKey T/CK/PSHA1 with issuer Entropy (a
+ * BinarySecret of 16 to 64 bytes, or an EncryptedKey that proof.c decrypts;
+ * never both).  A ComputedKey or issuer Entropy in either form is refused
+ * whenever no entropy was sent. */
 int token_check(const struct token_expect *e, const struct wt_result *r, uint64_t now_ticks,
                 struct token_verdict *v, char *err, size_t errlen);
 

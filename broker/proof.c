@@ -113,8 +113,19 @@ static int b64_text(xmlNode *n, size_t max, struct secret *out)
 	return rc;
 }
 
+/* What an EncryptedKey carries, for the error messages: the proof key
+ * (RequestedProofToken) or the issuer's entropy (wst:Entropy, COMBINED). */
+struct ek_use {
+	const char *noun;    /* "the proof key" */
+	const char *label;   /* message prefix naming the element */
+};
+
+static const struct ek_use EK_PROOF = { "proof key", "EncryptedKey" };
+static const struct ek_use EK_ENTROPY = { "issuer Entropy", "Entropy EncryptedKey" };
+
 /* The OAEP digest and MGF1 digest an EncryptionMethod names. */
-static int oaep_digests(xmlNode *em, bool xenc11, const EVP_MD **md, const EVP_MD **mgf, char *err, size_t errlen)
+static int oaep_digests(xmlNode *em, bool xenc11, const struct ek_use *u, const EVP_MD **md, const EVP_MD **mgf,
+                        char *err, size_t errlen)
 {
 	*md = *mgf = EVP_sha1();
 	for (xmlNode *c = em->children; c; c = c->next) {
@@ -126,7 +137,7 @@ static int oaep_digests(xmlNode *em, bool xenc11, const EVP_MD **md, const EVP_M
 			else if (attr_is(c, "Algorithm", ALG_SHA256))
 				*md = EVP_sha256();
 			else {
-				snprintf(err, errlen, "EncryptedKey: unsupported RSA-OAEP digest (SHA-1 or SHA-256 only)");
+				snprintf(err, errlen, "%s: unsupported RSA-OAEP digest (SHA-1 or SHA-256 only)", u->label);
 				return -1;
 			}
 		} else if (xenc11 && is_el(c, NS_XENC11, "MGF")) {
@@ -135,16 +146,17 @@ static int oaep_digests(xmlNode *em, bool xenc11, const EVP_MD **md, const EVP_M
 			else if (attr_is(c, "Algorithm", ALG_MGF1_SHA256))
 				*mgf = EVP_sha256();
 			else {
-				snprintf(err, errlen, "EncryptedKey: unsupported RSA-OAEP mask generation function");
+				snprintf(err, errlen, "%s: unsupported RSA-OAEP mask generation function", u->label);
 				return -1;
 			}
 		} else if (!is_el(c, NS_XENC, "OAEPparams")) {
-			snprintf(err, errlen, "EncryptedKey: unexpected element %s in EncryptionMethod", (const char *)c->name);
+			snprintf(err, errlen, "%s: unexpected element %s in EncryptionMethod", u->label,
+			         (const char *)c->name);
 			return -1;
 		}
 	}
 	if (child(em, NS_XENC, "OAEPparams")) {
-		snprintf(err, errlen, "EncryptedKey: OAEPparams (an OAEP label) is not supported");
+		snprintf(err, errlen, "%s: OAEPparams (an OAEP label) is not supported", u->label);
 		return -1;
 	}
 	return 0;
@@ -152,7 +164,7 @@ static int oaep_digests(xmlNode *em, bool xenc11, const EVP_MD **md, const EVP_M
 
 /* When the KeyInfo names a certificate by ThumbprintSHA1, it must be ours:
  * a precise error beats "does not decrypt". */
-static int check_thumbprint(xmlNode *ek, X509 *cert, char *err, size_t errlen)
+static int check_thumbprint(xmlNode *ek, X509 *cert, const struct ek_use *u, char *err, size_t errlen)
 {
 	xmlNode *ki = child(ek, NS_DS, "KeyInfo");
 	xmlNode *str = child(ki, NS_WSSE, "SecurityTokenReference");
@@ -163,36 +175,36 @@ static int check_thumbprint(xmlNode *ek, X509 *cert, char *err, size_t errlen)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	if (b64_text(kid, 64, &tp) != 0) {
-		snprintf(err, errlen, "EncryptedKey: the ThumbprintSHA1 KeyIdentifier is not base64");
+		snprintf(err, errlen, "%s: the ThumbprintSHA1 KeyIdentifier is not base64", u->label);
 		return -1;
 	}
 	int rc = 0;
 	if (X509_digest(cert, EVP_sha1(), md, &mdlen) != 1 || tp.len != mdlen || memcmp(tp.data, md, mdlen) != 0) {
-		snprintf(err, errlen, "the STS encrypted the proof key to another certificate than the profile's "
-		                      "client_cert (ThumbprintSHA1 differs)");
+		snprintf(err, errlen, "the STS encrypted the %s to another certificate than the profile's "
+		                      "client_cert (ThumbprintSHA1 differs)", u->noun);
 		rc = -1;
 	}
 	secret_free(&tp);
 	return rc;
 }
 
-int proof_decrypt_encrypted_key(const uint8_t *xml, size_t len, EVP_PKEY *key, X509 *cert, bool allow_rsa15,
-                                struct secret *out, char *err, size_t errlen)
+static int decrypt_ek(const uint8_t *xml, size_t len, EVP_PKEY *key, X509 *cert, bool allow_rsa15,
+                      const struct ek_use *u, struct secret *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	if (!key) {
-		snprintf(err, errlen, "the STS sent the proof key as an EncryptedKey, but the profile has no client_key "
-		                      "to decrypt it");
+		snprintf(err, errlen, "the STS sent the %s as an EncryptedKey, but the profile has no client_key "
+		                      "to decrypt it", u->noun);
 		return -1;
 	}
 	if (len > PROOF_MAX_ENCRYPTED_KEY_XML) {
-		snprintf(err, errlen, "EncryptedKey: %zu bytes of XML, more than %u", len, PROOF_MAX_ENCRYPTED_KEY_XML);
+		snprintf(err, errlen, "%s: %zu bytes of XML, more than %u", u->label, len, PROOF_MAX_ENCRYPTED_KEY_XML);
 		return -1;
 	}
 	char perr[256];
 	xmlDocPtr doc = xml_strict_parse(xml, len, false, 16, perr, sizeof perr);
 	if (!doc) {
-		snprintf(err, errlen, "EncryptedKey: %s", perr);
+		snprintf(err, errlen, "%s: %s", u->label, perr);
 		return -1;
 	}
 	int rc = -1;
@@ -202,34 +214,34 @@ int proof_decrypt_encrypted_key(const uint8_t *xml, size_t len, EVP_PKEY *key, X
 	xmlNode *em = child(ek, NS_XENC, "EncryptionMethod");
 	xmlNode *cv = child(child(ek, NS_XENC, "CipherData"), NS_XENC, "CipherValue");
 	if (!is_el(ek, NS_XENC, "EncryptedKey") || !em || !cv) {
-		snprintf(err, errlen, "EncryptedKey: needs xenc:EncryptionMethod and xenc:CipherData/xenc:CipherValue");
+		snprintf(err, errlen, "%s: needs xenc:EncryptionMethod and xenc:CipherData/xenc:CipherValue", u->label);
 		goto out;
 	}
 	bool rsa15 = attr_is(em, "Algorithm", ALG_RSA_15), oaep1 = attr_is(em, "Algorithm", ALG_RSA_OAEP_MGF1P),
 	     oaep11 = attr_is(em, "Algorithm", ALG_RSA_OAEP_11);
 	if (rsa15 && !allow_rsa15) {
-		snprintf(err, errlen, "the STS encrypted the proof key with RSA 1.5 (rsa-1_5), which is refused: "
-		                      "set allow_rsa15 = yes in the profile only if this STS cannot use RSA-OAEP");
+		snprintf(err, errlen, "the STS encrypted the %s with RSA 1.5 (rsa-1_5), which is refused: "
+		                      "set allow_rsa15 = yes in the profile only if this STS cannot use RSA-OAEP", u->noun);
 		goto out;
 	}
 	if (!rsa15 && !oaep1 && !oaep11) {
-		snprintf(err, errlen, "EncryptedKey: unsupported key transport algorithm (RSA-OAEP only)");
+		snprintf(err, errlen, "%s: unsupported key transport algorithm (RSA-OAEP only)", u->label);
 		goto out;
 	}
 	const EVP_MD *md = NULL, *mgf = NULL;
-	if (!rsa15 && oaep_digests(em, oaep11, &md, &mgf, err, errlen) != 0)
+	if (!rsa15 && oaep_digests(em, oaep11, u, &md, &mgf, err, errlen) != 0)
 		goto out;
-	if (check_thumbprint(ek, cert, err, errlen) != 0)
+	if (check_thumbprint(ek, cert, u, err, errlen) != 0)
 		goto out;
 	if (b64_text(cv, 1024, &cipher) != 0) {
-		snprintf(err, errlen, "EncryptedKey: CipherValue is empty, not base64, or longer than 1024 bytes");
+		snprintf(err, errlen, "%s: CipherValue is empty, not base64, or longer than 1024 bytes", u->label);
 		goto out;
 	}
 	size_t plen = (size_t)EVP_PKEY_get_size(key);
 	if (!(ctx = EVP_PKEY_CTX_new(key, NULL)) || EVP_PKEY_decrypt_init(ctx) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_padding(ctx, rsa15 ? RSA_PKCS1_PADDING : RSA_PKCS1_OAEP_PADDING) != 1 ||
 	    (!rsa15 && (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, mgf) != 1))) {
-		snprintf(err, errlen, "EncryptedKey: the profile's client_key cannot decrypt RSA (is it an RSA key?)");
+		snprintf(err, errlen, "%s: the profile's client_key cannot decrypt RSA (is it an RSA key?)", u->label);
 		goto out;
 	}
 	if (!(plain.data = sodium_malloc(plen + 1))) {
@@ -238,12 +250,12 @@ int proof_decrypt_encrypted_key(const uint8_t *xml, size_t len, EVP_PKEY *key, X
 	}
 	if (EVP_PKEY_decrypt(ctx, (unsigned char *)plain.data, &plen, (const unsigned char *)cipher.data,
 	                     cipher.len) != 1) {
-		snprintf(err, errlen, "the EncryptedKey proof token does not decrypt with the profile's client_key");
+		snprintf(err, errlen, "the %s's EncryptedKey does not decrypt with the profile's client_key", u->noun);
 		goto out;
 	}
 	if (plen < PROOF_MIN_BITS / 8 || plen > PROOF_MAX_BITS / 8) {
-		snprintf(err, errlen, "the decrypted proof key is %zu bits (allowed: %u to %u)", plen * 8, PROOF_MIN_BITS,
-		         PROOF_MAX_BITS);
+		snprintf(err, errlen, "the decrypted %s is %zu bits (allowed: %u to %u)", u->noun, plen * 8,
+		         PROOF_MIN_BITS, PROOF_MAX_BITS);
 		goto out;
 	}
 	if (secret_set(out, plain.data, plen) != 0) {
@@ -257,6 +269,18 @@ out:
 	secret_free(&plain);
 	xmlFreeDoc(doc);
 	return rc;
+}
+
+int proof_decrypt_encrypted_key(const uint8_t *xml, size_t len, EVP_PKEY *key, X509 *cert, bool allow_rsa15,
+                                struct secret *out, char *err, size_t errlen)
+{
+	return decrypt_ek(xml, len, key, cert, allow_rsa15, &EK_PROOF, out, err, errlen);
+}
+
+int proof_decrypt_issuer_entropy(const uint8_t *xml, size_t len, EVP_PKEY *key, X509 *cert, bool allow_rsa15,
+                                 struct secret *out, char *err, size_t errlen)
+{
+	return decrypt_ek(xml, len, key, cert, allow_rsa15, &EK_ENTROPY, out, err, errlen);
 }
 
 static int key_bits_ok(size_t bytes, char *err, size_t errlen, const char *what)
@@ -288,8 +312,12 @@ int proof_key(const struct proof_request *q, const struct wt_result *r, struct s
 			snprintf(err, errlen, "the STS sent a ComputedKey, but the request carried no combined entropy");
 			return -1;
 		}
-		if (!r->entropy.len) {
+		if (!r->entropy.len && !r->entropy_enc.len) {
 			snprintf(err, errlen, "the STS sent a ComputedKey without its issuer Entropy");
+			return -1;
+		}
+		if (r->entropy.len && r->entropy_enc.len) {
+			snprintf(err, errlen, "the STS sent its issuer Entropy both in clear and as an EncryptedKey");
 			return -1;
 		}
 		/* KeySize: the reply's, else the request's, else the default. */
@@ -299,16 +327,28 @@ int proof_key(const struct proof_request *q, const struct wt_result *r, struct s
 			         PROOF_MIN_BITS, PROOF_MAX_BITS);
 			return -1;
 		}
-		if (!(out->data = sodium_malloc(bits / 8 + 1)))
+		/* The issuer entropy: as sent, or decrypted like an EncryptedKey proof token. */
+		struct secret issuer = { 0 };
+		if (r->entropy_enc.len) {
+			if (proof_decrypt_issuer_entropy(r->entropy_enc.data, r->entropy_enc.len, q->client_key,
+			                                 q->client_cert, q->allow_rsa15, &issuer, err, errlen) != 0)
+				return -1;
+		} else if (secret_set(&issuer, r->entropy.data, r->entropy.len) != 0) {
 			goto oom;
-		out->len = bits / 8;
-		out->data[out->len] = '\0';
-		if (proof_psha1((const uint8_t *)q->entropy->data, q->entropy->len, r->entropy.data, r->entropy.len,
-		                (uint8_t *)out->data, out->len, err, errlen) != 0) {
-			secret_free(out);
-			return -1;
 		}
-		return 0;
+		int rc = -1;
+		if (!(out->data = sodium_malloc(bits / 8 + 1))) {
+			snprintf(err, errlen, "out of secure memory");
+		} else {
+			out->len = bits / 8;
+			out->data[out->len] = '\0';
+			rc = proof_psha1((const uint8_t *)q->entropy->data, q->entropy->len, (const uint8_t *)issuer.data,
+			                 issuer.len, (uint8_t *)out->data, out->len, err, errlen);
+		}
+		secret_free(&issuer);
+		if (rc != 0)
+			secret_free(out);
+		return rc;
 	}
 	case IPC_PROOF_NONE:
 		if (mode == ENTROPY_CLIENT_ONLY && q->entropy && q->entropy->len) {

@@ -5,7 +5,9 @@
  *   CLIENT_ONLY  no proof token: the requestor entropy the broker sent is the key.
  *   COMBINED     RequestedProofToken/ComputedKey CK/PSHA1 + issuer Entropy:
  *                key = P_SHA1(secret = requestor entropy, seed = issuer entropy),
- *                first KeySize/8 bytes (WS-Trust 1.3 section 4.4.4).
+ *                first KeySize/8 bytes (WS-Trust 1.3 section 4.4.4).  The issuer
+ *                entropy is a BinarySecret or an xenc:EncryptedKey, decrypted
+ *                under the same rules as an EncryptedKey proof token.
  *   EncryptedKey RequestedProofToken/xenc:EncryptedKey: RSA-OAEP (rsa-oaep-mgf1p)
  *                with the profile's private key; RSA 1.5 only when the profile
  *                allows it.
@@ -47,6 +49,12 @@ int proof_new_entropy(struct secret *out, uint32_t bits);
  * names (when it names one).  0 and *out, or -1 with a message. */
 int proof_decrypt_encrypted_key(const uint8_t *xml, size_t len, struct evp_pkey_st *key, struct x509_st *cert,
                                 bool allow_rsa15, struct secret *out, char *err, size_t errlen);
+
+/* The same for an issuer wst:Entropy sent as an xenc:EncryptedKey (COMBINED);
+ * the messages name the issuer Entropy.  The decrypted entropy must be 128
+ * to 512 bits, like a proof key. */
+int proof_decrypt_issuer_entropy(const uint8_t *xml, size_t len, struct evp_pkey_st *key, struct x509_st *cert,
+                                 bool allow_rsa15, struct secret *out, char *err, size_t errlen);
 
 /* What the broker asked for, to derive the proof key of an answer. */
 struct proof_request {

@@ -70,6 +70,7 @@ static const struct field_rule w_result_rules[] = {
 	{ T_R_FAULT_REASON, IPC_STR, false, false, 64u * 1024u }, BIG(T_R_FAULT_DETAIL),
 	STR(T_R_ERROR), STR(T_R_SCT_ID), STR(T_R_SCT_INSTANCE),
 	U32(T_R_TRUST_VERSION), U32(T_R_SOAP_VERSION), U32(T_R_ERROR_CODE),
+	{ T_R_ENTROPY_ENC, IPC_BYTES, false, false, 64u * 1024u },
 };
 
 /* embedded-mode setup (see ipc.h); secrets are small, files are paths. */

@@ -122,6 +122,7 @@ enum ipc_tag {
 	T_R_TRUST_VERSION = 119,/* u32: trust version of the RSTR body */
 	T_R_SOAP_VERSION = 120, /* u32: 11, 12, or 0 for a bare RSTR */
 	T_R_ERROR_CODE = 121,   /* u32: enum ipc_parse_error */
+	T_R_ENTROPY_ENC = 122,  /* bytes: issuer Entropy as xenc:EncryptedKey XML */
 };
 
 /* ---- embedded mode (added by the CLIENT helper for issues 5/6; lead: review) ----

@@ -112,6 +112,7 @@ int wt_result_encode(const struct wt_result *r, struct ipc_builder *b)
 		put_blob(b, T_R_PROOF_DATA, &r->proof_data);
 		ipc_put_str(b, T_R_CK_ALGORITHM, r->ck_algorithm);
 		put_blob(b, T_R_ENTROPY, &r->entropy);
+		put_blob(b, T_R_ENTROPY_ENC, &r->entropy_enc);
 		ipc_put_str(b, T_R_CONTEXT, r->context);
 		ipc_put_str(b, T_R_SCT_ID, r->sct_id);
 		ipc_put_str(b, T_R_SCT_INSTANCE, r->sct_instance);
@@ -190,6 +191,9 @@ int wt_result_decode(const struct ipc_msg *m, struct wt_result *r, bool secure, 
 		bad |= get_blob(m, T_R_PROOF_DATA, &r->proof_data, secure);
 		bad |= get_str(m, T_R_CK_ALGORITHM, &r->ck_algorithm);
 		bad |= get_blob(m, T_R_ENTROPY, &r->entropy, secure);
+		bad |= get_blob(m, T_R_ENTROPY_ENC, &r->entropy_enc, secure);
+		if (r->entropy.data && r->entropy_enc.data)
+			return fail(err, errlen, "token result carries issuer entropy both in clear and encrypted");
 		bad |= get_str(m, T_R_CONTEXT, &r->context);
 		bad |= get_str(m, T_R_SCT_ID, &r->sct_id);
 		bad |= get_str(m, T_R_SCT_INSTANCE, &r->sct_instance);
@@ -240,9 +244,12 @@ void wt_result_free(struct wt_result *r)
 			sodium_memzero(r->proof_data.data, r->proof_data.len);
 		if (r->entropy.data)
 			sodium_memzero(r->entropy.data, r->entropy.len);
+		if (r->entropy_enc.data)
+			sodium_memzero(r->entropy_enc.data, r->entropy_enc.len);
 	}
 	wt_blob_free(&r->proof_data, secure);
 	wt_blob_free(&r->entropy, secure);
+	wt_blob_free(&r->entropy_enc, secure);
 	free(r->token_type);
 	free(r->key_type);
 	free(r->applies_to);

@@ -36,10 +36,10 @@ struct wt_parse_req {
 #define WT_MAX_SUBCODES 4
 
 /* Worker -> broker: what the reply said.  Every pointer is heap-owned and
- * freed by wt_result_free; proof_data and entropy are in sodium secure memory
- * on the broker side (decoded with secure = true). */
+ * freed by wt_result_free; proof_data, entropy and entropy_enc are in sodium
+ * secure memory on the broker side (decoded with secure = true). */
 struct wt_result {
-	bool secure;            /* proof_data/entropy live in sodium memory */
+	bool secure;            /* proof_data/entropy/entropy_enc live in sodium memory */
 	uint32_t kind;          /* enum ipc_result_kind */
 	uint32_t trust_version; /* of the RSTR body: 1 or 2 */
 	uint32_t soap_version;  /* 11, 12, or 0 for a bare RSTR(C) */
@@ -57,6 +57,8 @@ struct wt_result {
 	struct wt_blob proof_data;     /* BinarySecret (decoded) or EncryptedKey XML */
 	char *ck_algorithm;            /* ComputedKey URI */
 	struct wt_blob entropy;        /* issuer Entropy BinarySecret (decoded) */
+	struct wt_blob entropy_enc;    /* issuer Entropy as xenc:EncryptedKey XML (byte-exact with in-scope ns);
+	                                  at most one of entropy / entropy_enc is set */
 	char *relates_to;              /* wsa:RelatesTo header, or NULL */
 	char *context;                 /* RSTR Context attribute, or NULL */
 	char *sct_id, *sct_instance;   /* SecurityContextToken Identifier/Instance */
@@ -78,7 +80,7 @@ int wt_parse_req_encode(const struct wt_parse_req *r, struct ipc_builder *b);
 int wt_parse_req_decode(const struct ipc_msg *m, struct wt_parse_req *r, char **relates_out, char **context_out);
 
 int wt_result_encode(const struct wt_result *r, struct ipc_builder *b);
-/* secure: put proof_data and entropy in sodium_malloc memory (broker side).
+/* secure: put proof_data, entropy and entropy_enc in sodium_malloc memory (broker side).
  * On failure r may hold partial allocations: call wt_result_free anyway. */
 int wt_result_decode(const struct ipc_msg *m, struct wt_result *r, bool secure, char *err, size_t errlen);
 void wt_result_free(struct wt_result *r);   /* safe on a zeroed struct */

@@ -38,6 +38,7 @@
 /* The wire codec's caps on result fields (ipc/codec.c): checked here so the
  * reply gets a precise error instead of an encoder failure. */
 #define MAX_ENTROPY 1024u
+#define MAX_ENTROPY_XML (64u * 1024u)
 #define MAX_REASON (64u * 1024u)
 
 /* 9999-12-31T23:59:59.9999999Z, .NET's DateTime.MaxValue.Ticks. */
@@ -1241,6 +1242,45 @@ static int parse_proof(struct pstate *st, xmlNode *rpt, const char *tns, struct 
 	return fail(st, IPC_PERR_STRUCTURE, "unsupported RequestedProofToken content {%.200s}%.100s", ns_of(c), c->name);
 }
 
+/* The issuer's wst:Entropy: exactly one wst:BinarySecret (the bytes) or one
+ * xenc:EncryptedKey (its XML, for the broker to decrypt), nothing else. */
+static int parse_issuer_entropy(struct pstate *st, xmlNode *ent, const char *tns, struct wt_result *out)
+{
+	xmlNode *bs = NULL, *ek = NULL;
+	unsigned n = 0;
+	for (xmlNode *c = ent->children; c; c = c->next) {
+		if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && !all_space(c->content))
+			return fail(st, IPC_PERR_STRUCTURE, "Entropy contains text besides its element");
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		n++;
+		if (is_el(c, tns, "BinarySecret"))
+			bs = bs ? bs : c;
+		else if (is_el(c, NS_XENC, "EncryptedKey"))
+			ek = ek ? ek : c;
+		else
+			return fail(st, IPC_PERR_STRUCTURE,
+				    "unsupported Entropy content {%.200s}%.100s (expected a BinarySecret or an xenc:EncryptedKey)",
+				    ns_of(c), c->name);
+	}
+	if (bs && ek)
+		return fail(st, IPC_PERR_STRUCTURE,
+			    "Entropy holds both a BinarySecret and an xenc:EncryptedKey; expected exactly one of them");
+	if (n == 0)
+		return fail(st, IPC_PERR_STRUCTURE, "Entropy holds neither a BinarySecret nor an xenc:EncryptedKey");
+	if (n > 1)
+		return fail(st, IPC_PERR_STRUCTURE, "Entropy holds %u %s elements; expected exactly one", n,
+			    bs ? "BinarySecret" : "xenc:EncryptedKey");
+	if (bs)
+		return base64_value(st, bs, MAX_ENTROPY, &out->entropy);
+	if (extract_xml(st, ek, &out->entropy_enc) != 0)
+		return -1;
+	if (out->entropy_enc.len > MAX_ENTROPY_XML)
+		return fail(st, IPC_PERR_LIMIT, "the Entropy's xenc:EncryptedKey is %zu bytes, over %u", out->entropy_enc.len,
+			    MAX_ENTROPY_XML);
+	return 0;
+}
+
 static int parse_rstr(struct pstate *st, xmlNode *rstr, int tv, struct wt_result *out)
 {
 	const char *tns = tv == 1 ? NS_TRUST2005 : NS_TRUST13;
@@ -1302,15 +1342,8 @@ static int parse_rstr(struct pstate *st, xmlNode *rstr, int tv, struct wt_result
 		return -1;
 	if (proof && parse_proof(st, proof, tns, out) != 0)
 		return -1;
-	if (ent) {
-		xmlNode *bs = only_child(st, ent);
-		if (!bs)
-			return -1;
-		if (!is_el(bs, tns, "BinarySecret"))
-			return fail(st, IPC_PERR_STRUCTURE, "unsupported Entropy content {%.200s}%.100s", ns_of(bs), bs->name);
-		if (base64_value(st, bs, MAX_ENTROPY, &out->entropy) != 0)
-			return -1;
-	}
+	if (ent && parse_issuer_entropy(st, ent, tns, out) != 0)
+		return -1;
 	xmlChar *ctx = xmlGetNoNsProp(rstr, (const xmlChar *)"Context");
 	if (ctx) {
 		int rc = dup_attr_str(st, ctx, "Context", &out->context);

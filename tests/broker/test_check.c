@@ -52,6 +52,7 @@ static void accepted(const struct token_expect *e, const struct wt_result *r, st
 #define T13 "http://docs.oasis-open.org/ws-sx/ws-trust/200512"
 #define T05 "http://schemas.xmlsoap.org/ws/2005/02/trust"
 static uint8_t issuer_entropy[32], key32[32];
+static uint8_t ek_xml[] = "<e:EncryptedKey xmlns:e=\"http://www.w3.org/2001/04/xmlenc#\"/>";
 
 static struct wt_result sym(uint32_t proof_kind)
 {
@@ -139,11 +140,51 @@ static void test_symmetric(void)
 	r = sym(IPC_PROOF_COMPUTED_KEY);
 	r.entropy.len = 8;
 	refused(&e, &r, "issuer Entropy is 8 bytes");
+	/* COMBINED with the issuer entropy as an xenc:EncryptedKey (decrypted
+	 * and size-checked by proof.c): accepted, but never both forms. */
+	r = sym(IPC_PROOF_COMPUTED_KEY);
+	memset(&r.entropy, 0, sizeof r.entropy);
+	r.entropy_enc = (struct wt_blob){ ek_xml, sizeof ek_xml - 1 };
+	accepted(&e, &r, &v);
+	CHECK(v.key_type_out == 2 && v.proof_withheld, "combined with encrypted entropy: symmetric verdict");
+	r.entropy = (struct wt_blob){ issuer_entropy, sizeof issuer_entropy };
+	refused(&e, &r, "the STS sent its issuer Entropy both in clear and as an EncryptedKey");
+	/* ... and only with COMBINED */
+	r = sym(IPC_PROOF_BINARY_SECRET);
+	r.entropy_enc = (struct wt_blob){ ek_xml, sizeof ek_xml - 1 };
+	e.entropy_mode = 2;
+	refused(&e, &r, "the STS sent issuer Entropy, but the request carried no entropy (SERVER_ONLY)");
+	e.entropy_mode = 0;
+	refused(&e, &r, "the STS sent issuer Entropy, but the request carried no entropy (SERVER_ONLY)");
+	r = sym(IPC_PROOF_NONE);
+	r.entropy_enc = (struct wt_blob){ ek_xml, sizeof ek_xml - 1 };
+	e.entropy_mode = 1;
+	refused(&e, &r, "CLIENT_ONLY entropy was requested, but the STS sent its own Entropy");
+	e.entropy_mode = 3;
+
 	e.trust_version = 1;
 	r = sym(IPC_PROOF_COMPUTED_KEY);
 	r.key_type = (char *)T05 "/SymmetricKey";
 	r.ck_algorithm = (char *)T05 "/CK/PSHA1";
 	accepted(&e, &r, &v);
+	memset(&r.entropy, 0, sizeof r.entropy);
+	r.entropy_enc = (struct wt_blob){ ek_xml, sizeof ek_xml - 1 };
+	accepted(&e, &r, &v);
+}
+
+/* Encrypted issuer entropy with a bearer token or an asymmetric key: refused. */
+static void test_encrypted_entropy_elsewhere(void)
+{
+	struct wt_result r = good();
+	r.entropy_enc = (struct wt_blob){ ek_xml, sizeof ek_xml - 1 };
+	refused(&expect, &r, "a bearer token was requested, but the STS sent");
+	struct token_expect e = expect;
+	e.key_type = 0;
+	r.key_type = NULL;
+	refused(&e, &r, "the STS sent issuer entropy with a bearer token");
+	e.key_type = 3;
+	r.key_type = (char *)T13 "/PublicKey";
+	refused(&e, &r, "an asymmetric key was requested (UseKey: the client certificate), but the STS sent");
 }
 
 static void test_asymmetric(void)
@@ -305,6 +346,7 @@ int main(void)
 	refused(&enone, &r, "unknown key type urn:weird");
 
 	test_symmetric();
+	test_encrypted_entropy_elsewhere();
 	test_asymmetric();
 	test_sct();
 

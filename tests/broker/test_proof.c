@@ -1,7 +1,8 @@
 /* Proof keys: P_SHA1 known answers (RFC 2202 HMAC-SHA1 building blocks,
  * independent Python values, the CoreWCF entropy pair), EncryptedKey
  * decryption (RSA-OAEP, RSA 1.5 refused unless allowed, wrong certificate,
- * tampering, hostile XML), and proof_key() per entropy mode. */
+ * tampering, hostile XML), and proof_key() per entropy mode, COMBINED with
+ * the issuer entropy in clear and as an xenc:EncryptedKey. */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
@@ -253,6 +254,58 @@ static void test_proof_key(void)
 	CHECK(proof_key(&q, &r, &out, err, sizeof err) == 0 && out.len == 32 && !memcmp(out.data, bs, 32),
 	      "encrypted key: %s", err);
 	secret_free(&out);
+
+	/* COMBINED with the issuer entropy as an xenc:EncryptedKey: decrypted
+	 * with the profile's key (same rules as a proof token), then P_SHA1. */
+	r = (struct wt_result){ .kind = IPC_RESULT_TOKEN, .proof_kind = IPC_PROOF_COMPUTED_KEY, .key_size = 256 };
+	r.ck_algorithm = (char *)"http://docs.oasis-open.org/ws-sx/ws-trust/200512/CK/PSHA1";
+	x = encrypted_key(iss, sizeof iss, RSA_PKCS1_OAEP_PADDING, OAEP, cert, false);
+	r.entropy_enc = (struct wt_blob){ (uint8_t *)x, strlen(x) };
+	q = (struct proof_request){ .entropy_mode = ENTROPY_COMBINED, .entropy = &ent, .key_size = 256,
+	                            .client_key = key, .client_cert = cert };
+	uint8_t want32[32];
+	CHECK(proof_psha1((uint8_t *)ent.data, ent.len, iss, sizeof iss, want32, sizeof want32, err, sizeof err) == 0,
+	      "%s", err);
+	CHECK(proof_key(&q, &r, &out, err, sizeof err) == 0 && out.len == 32, "combined, encrypted entropy: %s", err);
+	CHECK(memcmp(out.data, want32, 32) == 0, "combined key is not P_SHA1(requestor, decrypted issuer entropy)");
+	secret_free(&out);
+	/* both forms at once */
+	r.entropy = (struct wt_blob){ iss, sizeof iss };
+	CHECK(proof_key(&q, &r, &out, err, sizeof err) == -1 && !out.data, "entropy in clear and encrypted accepted");
+	CHECK_CONTAINS(err, "both in clear and as an EncryptedKey");
+	memset(&r.entropy, 0, sizeof r.entropy);
+	/* no client_key, another certificate, tampered */
+	q.client_key = NULL;
+	CHECK(proof_key(&q, &r, &out, err, sizeof err) == -1 && !out.data, "decrypted without a key");
+	CHECK_CONTAINS(err, "the STS sent the issuer Entropy as an EncryptedKey, but the profile has no client_key");
+	q.client_key = key;
+	x = encrypted_key(iss, sizeof iss, RSA_PKCS1_OAEP_PADDING, OAEP, other_cert, false);
+	r.entropy_enc = (struct wt_blob){ (uint8_t *)x, strlen(x) };
+	CHECK(proof_key(&q, &r, &out, err, sizeof err) == -1 && !out.data, "entropy for another certificate accepted");
+	CHECK_CONTAINS(err, "the STS encrypted the issuer Entropy to another certificate than the profile's client_cert");
+	x = encrypted_key(iss, sizeof iss, RSA_PKCS1_OAEP_PADDING, OAEP, cert, true);
+	r.entropy_enc = (struct wt_blob){ (uint8_t *)x, strlen(x) };
+	CHECK(proof_key(&q, &r, &out, err, sizeof err) == -1 && !out.data, "tampered entropy accepted");
+	CHECK_CONTAINS(err, "issuer Entropy's EncryptedKey does not decrypt with the profile's client_key");
+	/* too little entropy once decrypted */
+	x = encrypted_key(iss, 8, RSA_PKCS1_OAEP_PADDING, OAEP, cert, false);
+	r.entropy_enc = (struct wt_blob){ (uint8_t *)x, strlen(x) };
+	CHECK(proof_key(&q, &r, &out, err, sizeof err) == -1 && !out.data, "64-bit issuer entropy accepted");
+	CHECK_CONTAINS(err, "the decrypted issuer Entropy is 64 bits");
+	/* RSA 1.5: refused unless the profile allows it */
+	x = encrypted_key(iss, sizeof iss, RSA_PKCS1_PADDING, RSA15, cert, false);
+	r.entropy_enc = (struct wt_blob){ (uint8_t *)x, strlen(x) };
+	CHECK(proof_key(&q, &r, &out, err, sizeof err) == -1 && !out.data, "RSA 1.5 entropy accepted by default");
+	CHECK_CONTAINS(err, "the STS encrypted the issuer Entropy with RSA 1.5 (rsa-1_5), which is refused");
+	CHECK_CONTAINS(err, "allow_rsa15 = yes");
+	q.allow_rsa15 = true;
+	CHECK(proof_key(&q, &r, &out, err, sizeof err) == 0 && out.len == 32, "RSA 1.5 entropy allowed: %s", err);
+	CHECK(memcmp(out.data, want32, 32) == 0, "RSA 1.5: combined key is not P_SHA1(requestor, issuer)");
+	secret_free(&out);
+	/* ComputedKey without entropy in either form */
+	memset(&r.entropy_enc, 0, sizeof r.entropy_enc);
+	CHECK(proof_key(&q, &r, &out, err, sizeof err) == -1, "ComputedKey without issuer entropy accepted");
+	CHECK_CONTAINS(err, "without its issuer Entropy");
 	secret_free(&ent);
 }
 

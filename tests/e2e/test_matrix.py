@@ -291,6 +291,22 @@ class Matrix(unittest.TestCase):
             with self.subTest(trust=trust, padding="rsa15-refused"):
                 self.refused("rsa15-" + v, ["--key-type", "symmetric"], WS_E_SECURITY_VERIFICATION_FAILURE,
                              "RSA 1.5 (rsa-1_5), which is refused", "allow_rsa15 = yes")
+            # COMBINED: these endpoints send the issuer wst:Entropy as an
+            # xenc:EncryptedKey; the broker decrypts it, then P_SHA1.
+            for size in ("256", "128"):
+                args = ("--key-type", "symmetric", "--entropy", "combined", "--key-size", size)
+                with self.subTest(trust=trust, padding="oaep", entropy="combined", size=size):
+                    self.check_saml(self.token("ek" + v, *args), SAML2, "symmetric", int(size), "combined")
+                with self.subTest(trust=trust, padding="rsa15-allowed", entropy="combined", size=size):
+                    self.check_saml(self.token("rsa15ok-" + v, *args), SAML2, "symmetric", int(size), "combined")
+            with self.subTest(trust=trust, padding="oaep", entropy="combined", token="SCT"):
+                self.check_sct(self.token("ek" + v, "--action", "new-context", "--sc-version", trust,
+                                          "--entropy", "combined"), trust, 256, "combined")
+            with self.subTest(trust=trust, padding="rsa15-refused", entropy="combined"):
+                self.refused("rsa15-" + v, ["--key-type", "symmetric", "--entropy", "combined"],
+                             WS_E_SECURITY_VERIFICATION_FAILURE,
+                             "the STS encrypted the issuer Entropy with RSA 1.5 (rsa-1_5), which is refused",
+                             "allow_rsa15 = yes")
 
     def test_proof_key_withheld_in_daemon_mode_by_default(self):
         j = self.token("withheld", "--key-type", "symmetric", "--entropy", "combined")

@@ -38,6 +38,12 @@ seeds = {
                        field(104, "<wsse:SecurityTokenReference/>"), field(105, "<r/>"), field(106, 0)),
         "proof": frame(0x0203, field(96, 1), field(97, "<t/>"), field(106, 2), field(108, "http://docs.oasis-open.org/ws-sx/ws-trust/200512/CK/PSHA1"),
                        field(109, os.urandom(0) + b"\x01" * 32), field(100, 256), field(117, "urn:uuid:sct"), field(118, "1")),
+        "entropy_enc": frame(0x0203, field(96, 1), field(119, 2), field(120, 12), field(97, "<t/>"), field(106, 2),
+                             field(108, "http://docs.oasis-open.org/ws-sx/ws-trust/200512/CK/PSHA1"), field(100, 256),
+                             field(122, '<e:EncryptedKey xmlns:e="http://www.w3.org/2001/04/xmlenc#">'
+                                        '<e:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/>'
+                                        '<e:CipherData><e:CipherValue>AAAA</e:CipherValue></e:CipherData>'
+                                        '</e:EncryptedKey>')),
         "fault": frame(0x0203, field(96, 2), field(119, 2), field(120, 12),
                        field(112, "{http://www.w3.org/2003/05/soap-envelope}Sender"),
                        field(113, "{http://docs.oasis-open.org/ws-sx/ws-trust/200512}FailedAuthentication"),

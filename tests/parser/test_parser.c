@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <libxml/parser.h>
+#include <sodium.h>
 
 #include "config.h"
 #include "parse.h"
@@ -1075,6 +1076,76 @@ static void test_variety(void)
 		      "EncryptedKey XML %.*s", (int)r.proof_data.len, r.proof_data.data);
 		wt_result_free(&r);
 		free(d);
+	}
+	current = "issuer Entropy as xenc:EncryptedKey";
+	{
+		/* xmlns:e is declared on the RSTR, an ancestor: it must be carried
+		 * into the extracted element; ds stays declared where it was. */
+#define EK_REST " Id=\"_1\">\n  <e:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p\"/>" \
+	       "<KeyInfo xmlns=\"http://www.w3.org/2000/09/xmldsig#\"/>" \
+	       "<e:CipherData><e:CipherValue>AAAA</e:CipherValue></e:CipherData></e:EncryptedKey>"
+#define EK_ENT "<e:EncryptedKey" EK_REST
+		const char *doc = ENV12 "<s:Header/><s:Body>" RSTRC_OPEN
+				  "<t:RequestSecurityTokenResponse xmlns:e=\"http://www.w3.org/2001/04/xmlenc#\">" TOKEN
+				  "<t:RequestedProofToken><t:ComputedKey>" T13 "/CK/PSHA1</t:ComputedKey></t:RequestedProofToken>"
+				  "<t:Entropy>\n  <!-- encrypted to the client -->" EK_ENT "\n</t:Entropy>"
+				  "</t:RequestSecurityTokenResponse>" RSTRC_CLOSE "</s:Body></s:Envelope>";
+		struct wt_result r = parse_ok(doc, strlen(doc), NULL);
+		const char *want = "<e:EncryptedKey xmlns:e=\"http://www.w3.org/2001/04/xmlenc#\" xmlns:t=\"" T13
+				   "\" xmlns:s=\"" SOAP12 "\" xmlns:a=\"http://www.w3.org/2005/08/addressing\"" EK_REST;
+		CHECK(r.proof_kind == IPC_PROOF_COMPUTED_KEY, "kind %u", r.proof_kind);
+		CHECK(r.entropy.data == NULL && r.entropy.len == 0, "clear entropy set for an encrypted one");
+		CHECK(r.entropy_enc.data && r.entropy_enc.len == strlen(want) && !memcmp(r.entropy_enc.data, want, strlen(want)),
+		      "Entropy EncryptedKey XML %.*s", (int)r.entropy_enc.len, r.entropy_enc.data);
+		check_standalone(&r.entropy_enc, "Entropy EncryptedKey");
+		/* It crosses the wire under its own tag, into secure memory. */
+		CHECK(sodium_init() >= 0, "sodium_init");
+		struct ipc_builder b = { 0 };
+		struct ipc_msg m;
+		struct wt_result back;
+		char err[256] = "";
+		CHECK(wt_result_encode(&r, &b) == 0 && ipc_decode(b.buf, b.len, &m, err, sizeof err) == 0, "encode: %s", err);
+		CHECK(ipc_has(&m, T_R_ENTROPY_ENC) && !ipc_has(&m, T_R_ENTROPY), "Entropy EncryptedKey not under T_R_ENTROPY_ENC");
+		CHECK(wt_result_decode(&m, &back, true, err, sizeof err) == 0, "decode: %s", err);
+		CHECK(back.secure && back.entropy_enc.len == r.entropy_enc.len &&
+			      !memcmp(back.entropy_enc.data, r.entropy_enc.data, r.entropy_enc.len),
+		      "Entropy EncryptedKey changed on the wire");
+		wt_result_free(&back);
+		ipc_builder_free(&b);
+		/* The broker's decoder refuses both forms in one result. */
+		uint8_t clear[16] = { 1 };
+		r.entropy = (struct wt_blob){ clear, sizeof clear };
+		CHECK(wt_result_encode(&r, &b) == 0 && ipc_decode(b.buf, b.len, &m, err, sizeof err) == 0, "encode: %s", err);
+		CHECK(wt_result_decode(&m, &back, true, err, sizeof err) == -1 &&
+			      strstr(err, "issuer entropy both in clear and encrypted"),
+		      "both entropy forms decoded: %s", err);
+		wt_result_free(&back);
+		ipc_builder_free(&b);
+		r.entropy = (struct wt_blob){ 0 };
+		wt_result_free(&r);
+
+		/* exactly one of BinarySecret / EncryptedKey */
+		const char *ekns = "<e:EncryptedKey xmlns:e=\"http://www.w3.org/2001/04/xmlenc#\"><e:CipherData><e:CipherValue>"
+				   "AAAA</e:CipherValue></e:CipherData></e:EncryptedKey>";
+		char rstr[2048];
+		snprintf(rstr, sizeof rstr, TOKEN "<t:Entropy><t:BinarySecret>AAAA</t:BinarySecret>%s</t:Entropy>", ekns);
+		expect_error13("", rstr, IPC_PERR_STRUCTURE, "Entropy holds both a BinarySecret and an xenc:EncryptedKey");
+		snprintf(rstr, sizeof rstr, TOKEN "<t:Entropy>%s<t:BinarySecret>AAAA</t:BinarySecret></t:Entropy>", ekns);
+		expect_error13("", rstr, IPC_PERR_STRUCTURE, "Entropy holds both a BinarySecret and an xenc:EncryptedKey");
+		expect_error13("", TOKEN "<t:Entropy/>", IPC_PERR_STRUCTURE,
+			       "Entropy holds neither a BinarySecret nor an xenc:EncryptedKey");
+		expect_error13("", TOKEN "<t:Entropy>\n <!-- nothing --> </t:Entropy>", IPC_PERR_STRUCTURE,
+			       "Entropy holds neither a BinarySecret nor an xenc:EncryptedKey");
+		snprintf(rstr, sizeof rstr, TOKEN "<t:Entropy>%s%s</t:Entropy>", ekns, ekns);
+		expect_error13("", rstr, IPC_PERR_STRUCTURE, "Entropy holds 2 xenc:EncryptedKey elements");
+		expect_error13("", TOKEN "<t:Entropy><t:BinarySecret>AAAA</t:BinarySecret><t:BinarySecret>AAAA</t:BinarySecret>"
+				   "</t:Entropy>", IPC_PERR_STRUCTURE, "Entropy holds 2 BinarySecret elements");
+		expect_error13("", TOKEN "<t:Entropy><x:EncryptedKey xmlns:x=\"urn:x\"/></t:Entropy>", IPC_PERR_STRUCTURE,
+			       "unsupported Entropy content {urn:x}EncryptedKey");
+		snprintf(rstr, sizeof rstr, TOKEN "<t:Entropy>AAAA%s</t:Entropy>", ekns);
+		expect_error13("", rstr, IPC_PERR_STRUCTURE, "Entropy contains text besides its element");
+#undef EK_ENT
+#undef EK_REST
 	}
 	current = "SCT in WS-SecureConversation 1.3, AppliesTo 2004/09 with 2004/08 EPR";
 	{
