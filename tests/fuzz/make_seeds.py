@@ -30,6 +30,16 @@ seeds = {
                            field(9, 1), field(10, 1), field(15, 1 << 20), field(16, 5000)),
         "params": frame(0x0100, field(1, "demo"), field(12, "<wst:Claims/>"), field(13, "<x/>"),
                         field(14, "<sct/>"), field(9, 3), field(11, 2), field(17, 1)),
+        # accepted shapes, so the fuzzer starts inside the XML checks
+        "params_ok": frame(0x0100, field(1, "demo"), field(4, 2),
+                           field(12, '<wst:Claims xmlns:wst="http://docs.oasis-open.org/ws-sx/ws-trust/200512" '
+                                     'Dialect="http://schemas.xmlsoap.org/ws/2005/05/identity"><c/></wst:Claims>'),
+                           field(13, '<wsp:AppliesTo xmlns:wsp="http://schemas.xmlsoap.org/ws/2004/09/policy"/><x a="1"/>')),
+        "renew": frame(0x0100, field(1, "demo"), field(9, 3), field(10, 2), field(6, 2), field(8, 3), field(7, 256),
+                       field(14, '<wsc:SecurityContextToken xmlns:wsc="http://docs.oasis-open.org/ws-sx/ws-secureconversation/200512" '
+                                  'xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" '
+                                  'wsu:Id="sct-1"><wsc:Identifier>urn:uuid:0f3c</wsc:Identifier>'
+                                  '<wsc:Instance>urn:uuid:77aa</wsc:Instance></wsc:SecurityContextToken>')),
     },
     "worker_result": {
         "token": frame(0x0203, field(96, 1), field(119, 2), field(120, 12), field(110, "urn:uuid:1"),
