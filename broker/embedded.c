@@ -249,18 +249,33 @@ int embedded_config(const struct ipc_msg *m, struct broker_config **out, uint32_
 		p->auth = AUTH_NONE;   /* TLS client certificate only */
 		break;
 	case EMB_AUTH_XML_TOKEN:
-		/* Presenting a caller-made token needs a way to hand it to the
-		 * federation code (federation.h has none yet). */
-		refuse(hr, (uint32_t)E_NOTIMPL, err, errlen,
-		       "WS_XML_TOKEN_MESSAGE_SECURITY_BINDING is not supported in embedded mode yet "
-		       "(use a daemon profile with auth = issued_token)");
-		goto out;
+		/* The caller's token, presented like one the broker obtained
+		 * from an issuer_profile (federation_preset, below: after the
+		 * certificate, whose key may prove possession). */
+		if (!ipc_has(m, T_EMB_TOKEN_XML)) {
+			refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: the XML token credential carries no token");
+			goto out;
+		}
+		p->auth = AUTH_ISSUED_TOKEN;
+		break;
 	default:
 		refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: unknown credential kind %u", auth);
 		goto out;
 	}
 	if (cert_file && load_client_cert(p, m, cert_file, hr, err, errlen) != 0)
 		goto out;
+	if (p->auth == AUTH_ISSUED_TOKEN) {
+		const uint8_t *xml, *key = NULL;
+		size_t xml_len = 0, key_len = 0;
+		uint64_t till = 0;
+		ipc_get_bytes(m, T_EMB_TOKEN_XML, &xml, &xml_len);
+		if (ipc_has(m, T_EMB_TOKEN_KEY))
+			ipc_get_bytes(m, T_EMB_TOKEN_KEY, &key, &key_len);
+		ipc_get_u64(m, T_EMB_TOKEN_VALID_TILL, &till);
+		/* Last: nothing below can fail and leave the preset behind. */
+		if (federation_preset(cfg, p, xml, xml_len, key, key_len, till, hr, err, errlen) != 0)
+			goto out;
+	}
 	rc = 0;
 out:
 	free(cert_file);
@@ -344,6 +359,7 @@ int embedded_main(int fd)
 	if (cfg && !(g = generation_new(cfg, err, sizeof err)))
 		hr = (uint32_t)E_FAIL;
 	if (!g) {
+		federation_preset_clear();   /* the caller's token, if it got that far */
 		log_error("embedded: %s", err);
 		answer_error(&ans, hr, true, err, NULL);
 		send_frame(fd, &ans);
@@ -355,6 +371,7 @@ int embedded_main(int fd)
 		struct server gone = { .lock = PTHREAD_MUTEX_INITIALIZER };
 		server_swap(&gone, g);
 		server_swap(&gone, NULL);
+		federation_preset_clear();
 		return 1;
 	}
 
@@ -365,5 +382,6 @@ int embedded_main(int fd)
 	/* Wipes the credentials and stops the workers. */
 	server_swap(&srv, NULL);
 	federation_flush();
+	federation_preset_clear();
 	return 0;
 }

@@ -6,7 +6,9 @@
  * frame is IPC_EMB_SETUP: the STS endpoint, the envelope version, the trust
  * anchors and the caller's credentials -- the only way they reach this
  * process.  From them the broker builds an in-memory configuration with one
- * profile ("embedded"), answers IPC_EMB_READY (or IPC_ANS_ERROR and exits),
+ * profile ("embedded"; an XML token credential becomes its presented token:
+ * auth = issued_token without issuer_profile, see federation_preset),
+ * answers IPC_EMB_READY (or IPC_ANS_ERROR and exits),
  * then serves token requests on FD alone, releasing symmetric proof keys to
  * its caller, until FD closes. */
 #ifndef WSTRUST_BROKER_EMBEDDED_H

@@ -1,6 +1,9 @@
 #include "federation.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,8 @@
  * sees one about to expire.  A token without Expires is not cached. */
 #define FED_MARGIN_S 60u
 #define TICKS_PER_S 10000000ull
+#define MAX_PRESET_BYTES (1u << 20)   /* the library's limit on a caller's token */
+#define MAX_PRESET_KEY 1024u          /* ... and on its raw key */
 
 struct fed_token {
 	unsigned refs;                /* the cache's reference + one per user */
@@ -27,10 +32,14 @@ struct fed_token {
 	struct obtained_token tok;
 	struct wssec_token w;
 	struct fed_token *next;
+	/* A preset (the caller's own token, embedded mode): */
+	const struct profile *presenter;
+	struct secret xml;            /* the token's bytes, in secure memory */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fed_token *cache;
+static struct fed_token *presets;   /* their own list: federation_flush keeps them */
 
 /* Single flight: while one request obtains a token for (generation, issuer,
  * AppliesTo), others wanting the same wait for it instead of asking the
@@ -72,6 +81,7 @@ static uint64_t now_ticks(void)
 static void destroy(struct fed_token *t)
 {
 	obtained_token_free(&t->tok);   /* wipes the proof key */
+	secret_free(&t->xml);
 	free(t->applies_to);
 	free(t);
 }
@@ -133,13 +143,17 @@ static void fail_with(struct request_failure *f, uint32_t hr, const char *msg, c
 
 static int obtain(const struct broker_config *cfg, const struct profile *p, int64_t deadline, struct fed_token **out,
                   struct request_failure *f);
+static int preset_token(const struct broker_config *cfg, const struct profile *p, struct fed_token **out,
+                        struct request_failure *f);
 
 int federation_token(const struct broker_config *cfg, const struct profile *p, int64_t deadline,
                      struct fed_token **out, struct request_failure *f)
 {
 	*out = NULL;
 	memset(f, 0, sizeof *f);
-	if (p->auth != AUTH_ISSUED_TOKEN || !p->issuer) {
+	if (p->auth == AUTH_ISSUED_TOKEN && !p->issuer)
+		return preset_token(cfg, p, out, f);
+	if (p->auth != AUTH_ISSUED_TOKEN) {
 		f->hr = (uint32_t)E_INVALIDARG;
 		snprintf(f->msg, sizeof f->msg, "profile %s has no issuer_profile", p->name);
 		return -1;
@@ -306,5 +320,248 @@ void federation_flush(void)
 	pthread_mutex_lock(&lock);
 	while (cache)
 		unlink_locked(cache);
+	pthread_mutex_unlock(&lock);
+}
+
+/* ---- presets: the caller's own token (embedded mode) ---- */
+
+static void format_ticks(char out[32], uint64_t ticks)
+{
+	time_t t = (time_t)(ticks / TICKS_PER_S - 62135596800ull);
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(out, 32, "(ticks %llu)", (unsigned long long)ticks);
+}
+
+/* xs:dateTime in UTC ("2024-01-02T03:04:05[.fff]Z") as WS_DATETIME ticks;
+ * 0 when it is not that form. */
+static uint64_t parse_utc(const char *s)
+{
+	struct tm tm = { 0 };
+	int n = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+	           &tm.tm_sec, &n) != 6 || n != 19)
+		return 0;
+	const char *r = s + n;
+	if (*r == '.')
+		for (r++; *r >= '0' && *r <= '9'; r++)
+			;
+	if (strcmp(r, "Z") != 0 || tm.tm_year < 1970)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	time_t t = timegm(&tm);
+	return t < 0 ? 0 : ((uint64_t)t + 62135596800ull) * TICKS_PER_S;
+}
+
+#define NS_SAML2 "urn:oasis:names:tc:SAML:2.0:assertion"
+#define NS_SAML1 "urn:oasis:names:tc:SAML:1.0:assertion"
+
+/* What the caller's token says of itself, when it is a SAML assertion. */
+struct token_facts {
+	bool well_formed, saml, hok, bearer;
+	uint64_t not_on_or_after;      /* Conditions, 0 if absent */
+	char root[64];
+};
+
+static bool is_el(const xmlNode *n, const char *ns, const char *name)
+{
+	return n && n->type == XML_ELEMENT_NODE && n->ns && !strcmp((const char *)n->ns->href, ns) &&
+	       !strcmp((const char *)n->name, name);
+}
+
+/* SubjectConfirmation methods anywhere below n (SAML 2.0: @Method; 1.1:
+ * ConfirmationMethod text). */
+static void confirmation_methods(const xmlNode *n, struct token_facts *tf)
+{
+	for (const xmlNode *c = n->children; c; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		xmlChar *m = NULL;
+		if (is_el(c, NS_SAML2, "SubjectConfirmation"))
+			m = xmlGetProp(c, BAD_CAST "Method");
+		else if (is_el(c, NS_SAML1, "ConfirmationMethod"))
+			m = xmlNodeGetContent(c);
+		if (m) {
+			const char *v = (const char *)m;
+			v += strspn(v, " \t\r\n");
+			if (!strncmp(v, "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key", 45) ||
+			    !strncmp(v, "urn:oasis:names:tc:SAML:1.0:cm:holder-of-key", 45))
+				tf->hok = true;
+			else if (!strncmp(v, "urn:oasis:names:tc:SAML:2.0:cm:bearer", 37) ||
+			         !strncmp(v, "urn:oasis:names:tc:SAML:1.0:cm:bearer", 37))
+				tf->bearer = true;
+			xmlFree(m);
+		}
+		confirmation_methods(c, tf);
+	}
+}
+
+static void token_facts(const uint8_t *xml, size_t len, struct token_facts *tf)
+{
+	memset(tf, 0, sizeof *tf);
+	/* The caller's own bytes, bounded (1 MiB) by the library and the IPC
+	 * frame; libxml2's default depth limit applies, no network, no DTD
+	 * loading. */
+	xmlDoc *doc = xmlReadMemory((const char *)xml, (int)len, NULL, NULL,
+	                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+	if (!root) {
+		if (doc)
+			xmlFreeDoc(doc);
+		return;
+	}
+	tf->well_formed = true;
+	snprintf(tf->root, sizeof tf->root, "%s", (const char *)root->name);
+	const char *ns = is_el(root, NS_SAML2, "Assertion") ? NS_SAML2 : is_el(root, NS_SAML1, "Assertion") ? NS_SAML1 : NULL;
+	if (ns) {
+		tf->saml = true;
+		confirmation_methods(root, tf);
+		for (xmlNode *c = root->children; c; c = c->next)
+			if (is_el(c, ns, "Conditions")) {
+				xmlChar *v = xmlGetProp(c, BAD_CAST "NotOnOrAfter");
+				if (v)
+					tf->not_on_or_after = parse_utc((const char *)v);
+				xmlFree(v);
+			}
+	}
+	xmlFreeDoc(doc);
+}
+
+__attribute__((format(printf, 5, 6)))
+static int preset_refuse(uint32_t *hr, uint32_t code, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	*hr = code;
+	return -1;
+}
+
+int federation_preset(const struct broker_config *cfg, const struct profile *p, const uint8_t *xml, size_t xml_len,
+                      const uint8_t *key, size_t key_len, uint64_t valid_till, uint32_t *hr, char *err,
+                      size_t errlen)
+{
+	const char *what = "WS_XML_TOKEN_MESSAGE_SECURITY_BINDING";
+	if (p->auth != AUTH_ISSUED_TOKEN || p->issuer)
+		return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+		                     "internal: profile %s does not present a caller's token", p->name);
+	if (!xml || xml_len == 0 || xml_len > MAX_PRESET_BYTES)
+		return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "%s: the token must be 1 byte to %u KiB", what,
+		                     MAX_PRESET_BYTES / 1024);
+	if (key && (key_len == 0 || key_len > MAX_PRESET_KEY))
+		return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+		                     "%s: the token's proof key must be 1 to %u bytes", what, MAX_PRESET_KEY);
+	struct token_facts tf;
+	token_facts(xml, xml_len, &tf);
+	if (!tf.well_formed)
+		return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+		                     "%s: the token is not one well-formed XML element", what);
+	uint64_t till = valid_till;
+	if (tf.not_on_or_after && (!till || tf.not_on_or_after < till))
+		till = tf.not_on_or_after;
+	if (till && till <= now_ticks()) {
+		char when[32];
+		format_ticks(when, till);
+		return preset_refuse(hr, (uint32_t)WS_E_SECURITY_TOKEN_EXPIRED, err, errlen,
+		                     "%s: the token expired at %s: not presenting it (obtain a fresh one)", what, when);
+	}
+	uint32_t kt;
+	if (key) {
+		if (!tf.saml)
+			return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+			                     "%s: a token with a proof key must be a SAML 1.1 or 2.0 assertion (the "
+			                     "proof-of-possession signature names it by its ID), not <%s>", what, tf.root);
+		if (tf.bearer && !tf.hok)
+			return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+			                     "%s: the token is a bearer assertion but came with a proof key: create it "
+			                     "without the key (WsCreateXmlSecurityToken's tokenKey = NULL)", what);
+		kt = KEY_TYPE_SYMMETRIC;
+	} else if (tf.hok) {
+		if (!p->client_key)
+			return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+			                     "%s: the token is a holder-of-key assertion but came without its proof key: give "
+			                     "WsCreateXmlSecurityToken its WS_RAW_SYMMETRIC_SECURITY_KEY_HANDLE, or, for a "
+			                     "public-key token, the certificate credential (localCertCredential) whose key "
+			                     "proves possession", what);
+		kt = KEY_TYPE_ASYMMETRIC;
+	} else {
+		kt = KEY_TYPE_BEARER;
+	}
+
+	struct fed_token *t = calloc(1, sizeof *t);
+	if (!t || secret_set(&t->xml, xml, xml_len) != 0 || (key && secret_set(&t->tok.proof_key, key, key_len) != 0)) {
+		if (t)
+			destroy(t);
+		return preset_refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of secure memory for the token");
+	}
+	t->presenter = p;
+	t->generation = cfg->generation;
+	t->tok.key_type_out = kt;
+	t->w = (struct wssec_token){
+		.xml = (const uint8_t *)t->xml.data,
+		.xml_len = t->xml.len,
+		.key_type = kt,
+		.proof_key = kt == KEY_TYPE_SYMMETRIC ? &t->tok.proof_key : NULL,
+		.proof_rsa = kt == KEY_TYPE_ASYMMETRIC ? p->client_key : NULL,
+		.valid_till = till,
+	};
+	t->refs = 1;   /* the preset list's */
+	pthread_mutex_lock(&lock);
+	for (struct fed_token **pp = &presets; *pp; pp = &(*pp)->next)
+		if ((*pp)->presenter == p) {   /* replaced */
+			struct fed_token *old = *pp;
+			*pp = old->next;
+			unref_locked(old);
+			break;
+		}
+	t->next = presets;
+	presets = t;
+	pthread_mutex_unlock(&lock);
+	log_info("profile=%s: presenting the caller's %s token%s", p->name,
+	         kt == KEY_TYPE_SYMMETRIC ? "symmetric-key" : kt == KEY_TYPE_ASYMMETRIC ? "public-key" : "bearer",
+	         till ? "" : " (validity unknown)");
+	return 0;
+}
+
+static int preset_token(const struct broker_config *cfg, const struct profile *p, struct fed_token **out,
+                        struct request_failure *f)
+{
+	pthread_mutex_lock(&lock);
+	struct fed_token *t = presets;
+	while (t && !(t->presenter == p && t->generation == cfg->generation))
+		t = t->next;
+	if (t)
+		t->refs++;
+	pthread_mutex_unlock(&lock);
+	if (!t) {
+		f->hr = (uint32_t)E_INVALIDARG;
+		snprintf(f->msg, sizeof f->msg, "profile %s has no issuer_profile and no token of the caller's", p->name);
+		return -1;
+	}
+	if (t->w.valid_till && t->w.valid_till <= now_ticks()) {
+		char when[32];
+		format_ticks(when, t->w.valid_till);
+		federation_release(t);
+		/* A refused request: nothing was sent, the channel stays usable. */
+		f->hr = (uint32_t)WS_E_SECURITY_TOKEN_EXPIRED;
+		f->faulted = false;
+		snprintf(f->msg, sizeof f->msg, "the caller's token (WS_XML_TOKEN_MESSAGE_SECURITY_BINDING) expired at %s: "
+		         "not presenting it; create a new channel with a fresh token", when);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+void federation_preset_clear(void)
+{
+	pthread_mutex_lock(&lock);
+	while (presets) {
+		struct fed_token *t = presets;
+		presets = t->next;
+		unref_locked(t);
+	}
 	pthread_mutex_unlock(&lock);
 }

@@ -454,8 +454,8 @@ static int add_issued_token(const struct profile *p, const struct wssec_token *t
 		time_t till = (time_t)(t->valid_till / 10000000ull - 62135596800ull);
 		char when[32];
 		rst_format_time(when, till, 0);
-		set_err(err, errlen, "the issued token from profile %s expired at %s: not presenting it",
-		        p->issuer ? p->issuer->name : "?", when);
+		set_err(err, errlen, "the issued token from %s%s expired at %s: not presenting it",
+		        p->issuer ? "profile " : "the caller", p->issuer ? p->issuer->name : "", when);
 		return -1;
 	}
 	/* The token goes in byte-exact (its own signature covers its bytes'
@@ -494,8 +494,8 @@ static int add_issued_token(const struct profile *p, const struct wssec_token *t
 	if (t->key_type == 2) {
 		if (!t->proof_key || !t->proof_key->data || t->proof_key->len == 0) {
 			xmlFreeNode(str);
-			set_err(err, errlen, "the holder-of-key token from profile %s came without its proof key",
-			        p->issuer ? p->issuer->name : "?");
+			set_err(err, errlen, "the holder-of-key token from %s%s came without its proof key",
+			        p->issuer ? "profile " : "the caller", p->issuer ? p->issuer->name : "");
 			return -1;
 		}
 		/* xmlsec copies the key into its own buffer and wipes it on destroy. */

@@ -469,10 +469,33 @@ static HRESULT setup_answer(int fd, int64_t deadline, WS_ERROR *error)
 	return hr;
 }
 
+/* An expired token of the caller's is refused here, before a broker is
+ * started or anything is sent (the broker checks again, at setup and at
+ * each request, and also reads the assertion's own NotOnOrAfter). */
+static HRESULT check_token_time(const struct emb_creds *c, WS_ERROR *error)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = ((uint64_t)ts.tv_sec + 62135596800ull) * 10000000ull + (uint64_t)ts.tv_nsec / 100;
+	if (!c->token_xml || !c->token_valid_till || c->token_valid_till > now)
+		return S_OK;
+	time_t till = (time_t)(c->token_valid_till / 10000000ull - 62135596800ull);
+	struct tm tm;
+	char when[32] = "(unknown)";
+	if (gmtime_r(&till, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return err_set(error, WS_E_SECURITY_TOKEN_EXPIRED,
+	               "WS_XML_TOKEN_MESSAGE_SECURITY_BINDING: the token expired at %s (its VALID_TILL_TIME): not sending "
+	               "it; create a new channel with a fresh token", when);
+}
+
 HRESULT emb_start(struct emb_creds **credsp, const char *url, uint32_t soap, const char *ca_file,
                   int64_t deadline, int *fd_out, pid_t *pid_out, WS_ERROR *error)
 {
 	struct emb_creds *c = *credsp;
+	HRESULT hr = check_token_time(c, error);
+	if (FAILED(hr))
+		return hr;
 	struct ipc_builder b = { .secure = true };
 	if (build_setup(&b, c, url, soap, ca_file) < 0) {
 		ipc_builder_free(&b);
@@ -480,7 +503,7 @@ HRESULT emb_start(struct emb_creds **credsp, const char *url, uint32_t soap, con
 	}
 	int fd;
 	pid_t pid;
-	HRESULT hr = spawn_broker(&fd, &pid, error);
+	hr = spawn_broker(&fd, &pid, error);
 	if (FAILED(hr)) {
 		/* Nothing was sent: the credentials stay for another open. */
 		ipc_builder_free(&b);

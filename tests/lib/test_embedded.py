@@ -2,10 +2,14 @@
 """Embedded mode end to end: libwstrust starts a private wstrustd for a
 channel whose security description carries credentials, against the real
 dev STS; and examples/request_token.c, compiled unchanged, in both modes.
+Credentials: username, TLS client certificate, and an XML token the caller
+holds (the federation chain's second hop: identity dev STS -> resource dev
+STS, bearer, symmetric and public-key holder-of-key).
 
 usage: test_embedded.py EMBEDDED_CLIENT REQUEST_TOKEN_EXE EMBEDDED_CONTRACT"""
 import base64
 import json
+import shutil
 import os
 import re
 import secrets
@@ -89,11 +93,11 @@ class Fixture(unittest.TestCase):
         return r
 
     def finish(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
         if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -356,6 +360,191 @@ class EmbeddedCertificate(Fixture):
         """Control: the endpoint needs the certificate (username alone is not enough)."""
         r = self.request(key="bearer", env=self.cenv, url=self.curl)
         self.assertNotEqual(r["hr"], 0, r["errors"])
+
+
+T13 = "/adfs/services/trust/13/"
+WS_E_SECURITY_TOKEN_EXPIRED = 0x803D0022
+WS_E_ENDPOINT_FAULT_RECEIVED = 0x803D0013
+
+
+def ticks(unix_seconds):
+    """WS_DATETIME: 100 ns ticks since 0001-01-01 UTC."""
+    return (int(unix_seconds) + 62135596800) * 10000000
+
+
+class EmbeddedXmlToken(Fixture):
+    """WS_XML_TOKEN_MESSAGE_SECURITY_BINDING: a token the application holds
+    (obtained in embedded mode from an identity dev STS with a username, its
+    symmetric key released) presented from another embedded-mode channel to a
+    resource dev STS that trusts the identity STS's signing certificate."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        t = cls.tmp.name
+        rp_cert = os.path.join(t, "resource-rp.pem")   # filled once the resource STS exists
+        users = "alice:%s" % PASSWORD
+        cls.idp = harness.DevSTS(t, "--users", users, "--rp-cert", rp_cert, "--name", "urn:wstrust:test:idp")
+        cls.rp = harness.DevSTS(t, "--users", users, "--trust-issuer-cert", cls.idp.signing_cert,
+                                "--name", "urn:wstrust:test:rp")
+        shutil.copy(cls.rp.info["rp_cert"], rp_cert)
+        cls.sts = cls.idp
+        cls.url = cls.idp.url(harness.ENDPOINT_13)
+        bundle = os.path.join(t, "cas.pem")
+        with open(bundle, "wb") as out:
+            for s in (cls.idp, cls.rp):
+                with open(s.ca_file, "rb") as f:
+                    out.write(f.read())
+        cls.env = dict(os.environ, WSTRUST_BROKER_PATH=harness.WSTRUSTD, WSTRUST_CA_FILE=bundle,
+                       EMB_APPLIES_TO="urn:wstrust:test:rp")
+        for k in ("WSTRUST_MODE", "WSTRUST_SOCKET", "EMB_TOKEN_VALID_TILL"):
+            cls.env.pop(k, None)
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in (cls.idp, cls.rp):
+            s.stop()
+        cls.tmp.cleanup()
+
+    def identity_token(self, key="symmetric", extra=()):
+        """(token file, token bytes, key bytes or None, valid_till ticks) from the identity STS."""
+        r = self.request(key=key, url=self.idp.url(harness.ENDPOINT_13), extra=extra)
+        self.assertEqual(r["hr"], 0, r["errors"])
+        self.send("free")
+        self.expect("freed")
+        self.finish()
+        token = base64.b64decode(r["token"])
+        path = os.path.join(self.tmp.name, "token-%s.xml" % secrets.token_hex(4))
+        with open(path, "wb") as f:
+            f.write(token)
+        return path, token, base64.b64decode(r["key"]) if r["key"] else None, r["valid_till"]
+
+    def present(self, path, key_bytes, endpoint, valid_till=None, key="bearer", extra=()):
+        """Start an embedded_client presenting the token; it has the key, not yet sent."""
+        env = dict(self.env)
+        if valid_till is not None:
+            env["EMB_TOKEN_VALID_TILL"] = str(valid_till)
+        self.start(user="token:" + path, key=key, env=env, url=self.rp.url(T13 + endpoint), extra=extra)
+        self.send(key_bytes.hex() if key_bytes else "")
+        self.expect("have")
+
+    def count(self, sts, endpoint):
+        """Requests the STS counted for the endpoint (the dev STS counts paths, queries stripped)."""
+        return sts.stats()["requests"].get(T13 + endpoint.split("?")[0], 0)
+
+    def assert_resource_token(self, r):
+        self.assertEqual(r["hr"], 0, r["errors"])
+        token = base64.b64decode(r["token"])
+        self.assertIn(b"<saml:Issuer>urn:wstrust:test:rp</saml:Issuer>", token, "issued by the resource STS")
+        self.assertIn(b">alice</saml:NameID>", token, "for the identity STS's subject")
+
+    def test_symmetric_token_chain_and_key_wiped(self):
+        path, token, key, till = self.identity_token("symmetric")
+        self.assertIn(b"holder-of-key", token)
+        self.assertIsNotNone(key)
+        self.assertEqual(key, self.sts_key(token), "control: the key the identity STS made")
+        ep = "issuedtokenmixedsymmetricbasic256"
+        before = self.count(self.rp, ep)
+        self.present(path, key, ep, valid_till=till)
+        # The whole key, and its second half: a freed heap chunk keeps its
+        # tail after malloc reuses the head for its free-list pointers.
+        needles = (key, key[len(key) // 2:])
+        # The scanner works: the application holds the key now.
+        for n in needles:
+            self.assertTrue(harness.read_mem(self.proc.pid, n), "control: key not found before sending")
+        self.send("go")
+        r = self.result()
+        self.assert_resource_token(r)
+        self.assertEqual(self.count(self.rp, ep), before + 1)
+        # The application freed its token and wiped its copy after
+        # WsCreateChannel; the library's copies went with the setup frame.
+        for n in needles:
+            self.assertFalse(harness.read_mem(self.proc.pid, n), "proof key bytes left in the client's memory")
+        brokers = [p for p in children(self.proc.pid) if is_broker(p)]
+        self.assertEqual(len(brokers), 1)
+        for what in ("cmdline", "environ"):
+            with open("/proc/%d/%s" % (brokers[0], what), "rb") as f:
+                self.assertNotIn(key.hex().encode(), f.read())
+        # A second request on the same channel presents the same token again.
+        self.send("free")
+        self.expect("freed")
+
+    def test_bearer_token_chain(self):
+        path, token, key, till = self.identity_token("bearer")
+        self.assertIsNone(key)
+        self.assertIn(b"cm:bearer", token)
+        self.present(path, None, "issuedtokenmixedsymmetricbasic256?bearer", valid_till=till)
+        self.send("go")
+        self.assert_resource_token(self.result())
+
+    def test_public_key_token_chain(self):
+        """A PublicKey holder-of-key token (UseKey = the client certificate):
+        no raw key; the certificate credential's private key signs."""
+        info = self.idp.info
+        cert = "file:%s:%s" % (info["client_cert"], info["client_key"])
+        path, token, key, till = self.identity_token("asymmetric", extra=(cert,))
+        self.assertIsNone(key)
+        self.assertIn(b"holder-of-key", token)
+        self.assertIn(b"X509Certificate", token)
+        ep = "issuedtokenmixedasymmetricbasic256"
+        before = self.count(self.rp, ep)
+        self.present(path, None, ep, valid_till=till, extra=(cert,))
+        self.send("go")
+        self.assert_resource_token(self.result())
+        self.assertEqual(self.count(self.rp, ep), before + 1)
+
+    def test_tampered_proof_key_rejected_by_the_sts(self):
+        path, token, key, till = self.identity_token("symmetric")
+        ep = "issuedtokenmixedsymmetricbasic256?tampered"
+        before = self.count(self.rp, ep)
+        self.present(path, bytes([key[0] ^ 1]) + key[1:], ep, valid_till=till)
+        self.send("go")
+        r = self.result()
+        self.assertEqual(r["hr"], WS_E_ENDPOINT_FAULT_RECEIVED, r["errors"])
+        self.assertTrue(any("proof-of-possession signature invalid" in e for e in r["errors"]), r["errors"])
+        self.assertIsNone(r["token"])
+        self.assertEqual(self.count(self.rp, ep), before + 1, "the STS saw it and said no")
+
+    def test_expired_token_refused_before_sending(self):
+        """VALID_TILL_TIME in the past: WsOpenChannel refuses; no broker, nothing sent."""
+        path, token, key, till = self.identity_token("symmetric")
+        ep = "issuedtokenmixedsymmetricbasic256?expired"
+        before = self.count(self.rp, ep)
+        self.present(path, key, ep, valid_till=ticks(time.time() - 3600))
+        self.send("go")
+        r = self.result()
+        self.assertEqual(r["hr"], WS_E_SECURITY_TOKEN_EXPIRED, r["errors"])
+        self.assertIn("expired", r["errors"][0])
+        self.assertEqual(r["state"], 4, "a failed open leaves the channel FAULTED")
+        self.assertEqual([p for p in children(self.proc.pid) if is_broker(p)], [], "a broker was started")
+        self.assertEqual(self.count(self.rp, ep), before, "the expired token reached the STS")
+
+    def test_expired_assertion_refused_by_the_private_broker(self):
+        """No VALID_TILL_TIME given: the private broker reads the assertion's
+        own Conditions NotOnOrAfter and refuses the setup; nothing reaches
+        the STS.  (The edit breaks the assertion's signature: irrelevant, as
+        it must never be sent.)"""
+        path, token, key, till = self.identity_token("symmetric")
+        old = re.sub(rb'(<saml:Conditions[^>]*NotOnOrAfter=")[^"]+"', rb'\g<1>2001-02-03T04:05:06Z"', token)
+        self.assertNotEqual(old, token, "control: the Conditions were found")
+        with open(path, "wb") as f:
+            f.write(old)
+        ep = "issuedtokenmixedsymmetricbasic256?old"
+        before = self.count(self.rp, ep)
+        self.present(path, key, ep)
+        self.send("go")
+        r = self.result()
+        self.assertEqual(r["hr"], WS_E_SECURITY_TOKEN_EXPIRED, r["errors"])
+        self.assertIn("expired at 2001-02-03T04:05:06Z", r["errors"][0])
+        self.assertEqual(self.count(self.rp, ep), before, "the expired token reached the STS")
+
+    def test_holder_of_key_token_without_its_key_refused_at_open(self):
+        path, token, key, till = self.identity_token("symmetric")
+        self.present(path, None, "issuedtokenmixedsymmetricbasic256?nokey", valid_till=till)
+        self.send("go")
+        r = self.result()
+        self.assertEqual(r["hr"], 0x80070057, r["errors"])
+        self.assertIn("without its proof key", r["errors"][0])
 
 
 if __name__ == "__main__":
