@@ -1032,15 +1032,11 @@ static int resolve_issuer(struct parse_ctx *c, size_t idx)
 
 static pthread_mutex_t ini_lock = PTHREAD_MUTEX_INITIALIZER;
 
-int config_load(const char *path, struct broker_config **out, char *err, size_t errlen)
+struct broker_config *config_new_defaults(const char *path)
 {
-	*out = NULL;
-	credential_init_secure_heap();   /* before the first private key is read */
 	struct broker_config *cfg = calloc(1, sizeof *cfg);
-	if (!cfg) {
-		set_err(err, errlen, "%s: out of memory", path);
-		return -1;
-	}
+	if (!cfg)
+		return NULL;
 	cfg->path = strdup(path);
 	cfg->socket = strdup(WSTRUST_DEFAULT_SOCKET);
 	cfg->worker_path = config_default_worker_path();
@@ -1056,8 +1052,19 @@ int config_load(const char *path, struct broker_config **out, char *err, size_t 
 	cfg->request_timeout_ms = 30000;
 	cfg->max_clients = 64;
 	if (!cfg->path || !cfg->socket || !cfg->worker_path || !cfg->worker_user) {
-		set_err(err, errlen, "%s: out of memory", path);
 		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+int config_load(const char *path, struct broker_config **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	credential_init_secure_heap();   /* before the first private key is read */
+	struct broker_config *cfg = config_new_defaults(path);
+	if (!cfg) {
+		set_err(err, errlen, "%s: out of memory", path);
 		return -1;
 	}
 

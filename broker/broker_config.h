@@ -136,6 +136,10 @@ int config_parse_pin(const char *value, char **out, char *err, size_t errlen);
 /* OpenSSL's secure heap, for private keys: idempotent; called by config_load. */
 void credential_init_secure_heap(void);
 
+/* A config with every [broker] default and no profiles (config_load's
+ * starting point; embedded mode builds its one profile on it).  NULL: OOM. */
+struct broker_config *config_new_defaults(const char *path);
+
 /* Default worker binary: ../worker/wstrust-worker next to our own binary
  * (the build tree), else WSTRUST_LIBEXECDIR/wstrust-worker. */
 char *config_default_worker_path(void);

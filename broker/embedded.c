@@ -164,29 +164,18 @@ out:
 int embedded_config(const struct ipc_msg *m, struct broker_config **out, uint32_t *hr, char *err, size_t errlen)
 {
 	*out = NULL;
-	struct broker_config *cfg = calloc(1, sizeof *cfg);
+	struct broker_config *cfg = config_new_defaults("(embedded)");
 	struct profile *p = calloc(1, sizeof *p);
 	if (!cfg || !p) {
-		free(cfg);
+		if (cfg)
+			config_free(cfg);
 		free(p);
 		return refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
 	}
 	cfg->profiles = p;
 	cfg->nprofiles = 1;
-	/* config_load's defaults, sized for one caller. */
-	cfg->path = strdup("(embedded)");
-	cfg->socket = strdup("(embedded)");
-	cfg->worker_path = config_default_worker_path();
-	cfg->worker_user = strdup("nobody");
-	cfg->worker_max_replies = 64;
-	cfg->worker_pool = 1;
+	/* Sized for one caller. */
 	cfg->worker_max_total = 4;
-	cfg->worker_max_age = 600;
-	cfg->worker_timeout_ms = 5000;
-	cfg->worker_cpu_seconds = 10;
-	cfg->worker_memory_mb = 1024;
-	cfg->max_reply_bytes = 8u << 20;
-	cfg->request_timeout_ms = 30000;
 	cfg->max_clients = 1;
 
 	bool oom = false;
@@ -201,7 +190,7 @@ int embedded_config(const struct ipc_msg *m, struct broker_config **out, uint32_
 	 * (it is the caller's own broker, holding the caller's credentials). */
 	p->release_proof_key = true;
 	int rc = -1;
-	if (oom || !p->name || !cfg->path || !cfg->socket || !cfg->worker_path || !cfg->worker_user) {
+	if (oom || !p->name) {
 		refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
 		goto out;
 	}
