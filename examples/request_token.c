@@ -5,14 +5,13 @@
  * that L"..." literals are UTF-16 as on Windows, and link with -lwstrust.
  *
  * On Linux it runs in either mode without a change (docs/API.md):
- *   embedded (the default, since the security description carries a
- *     credential): the library starts a private wstrustd for the channel and
- *     hands it alice's password over their socketpair, then wipes its copies;
- *     $WSTRUST_CA_FILE names the STS's CA when the system bundle does not
- *     know it;
- *   daemon (WSTRUST_MODE=daemon): the credentials below are not used; the
- *     system broker serves the STS URL from its profile and holds the
- *     password itself ($WSTRUST_SOCKET or the default socket).
+ *   daemon (the default): the credentials below are not used; the system
+ *     broker serves the STS URL from its profile and holds the password
+ *     itself ($WSTRUST_SOCKET or the default socket);
+ *   embedded (WSTRUST_MODE=embedded): the library starts a private wstrustd
+ *     for the channel and hands it alice's password over their socketpair,
+ *     then wipes its copies; $WSTRUST_CA_FILE names the STS's CA when the
+ *     system bundle does not know it.
  *
  * usage: request_token [STS-URL]   (prints the token XML on stdout) */
 #include <wstrust/webservices.h>

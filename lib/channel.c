@@ -139,14 +139,17 @@ WS_EXPORT HRESULT WINAPI WsCreateChannel(WS_CHANNEL_TYPE channelType, WS_CHANNEL
 	if (securityDescription && securityDescription->securityBindingCount && !securityDescription->securityBindings)
 		return err_set(error, E_INVALIDARG, "WsCreateChannel: securityBindings is NULL with securityBindingCount %u",
 		               securityDescription->securityBindingCount);
-	/* Daemon or embedded mode: see webservices.h ("Modes"). */
+	/* Daemon or embedded mode: see webservices.h ("Modes").  Daemon mode is
+	 * the default, so that unchanged Windows code, which fills in
+	 * credentials, reaches the system broker and its policy; a private
+	 * broker with the caller's credentials is an explicit choice. */
 	const char *mode = secure_getenv("WSTRUST_MODE");
-	bool force_daemon = mode && strcmp(mode, "daemon") == 0;
 	bool force_embedded = mode && strcmp(mode, "embedded") == 0;
-	if (mode && *mode && !force_daemon && !force_embedded && strcmp(mode, "auto") != 0)
+	bool auto_mode = mode && strcmp(mode, "auto") == 0;
+	if (mode && *mode && !force_embedded && !auto_mode && strcmp(mode, "daemon") != 0)
 		return err_set(error, E_INVALIDARG, "WSTRUST_MODE is '%.64s'; use daemon, embedded or auto", mode);
 	struct emb_creds *creds = NULL;
-	if (!force_daemon) {
+	if (force_embedded || auto_mode) {
 		HRESULT hr = emb_creds_from_description(securityDescription, &creds, error);
 		if (FAILED(hr))
 			return hr;

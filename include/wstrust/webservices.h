@@ -17,8 +17,10 @@
  * time (meson option default_socket).  The channel's WS_SECURITY_DESCRIPTION
  * is accepted and not used in daemon mode: the broker holds the secrets.
  *
- * Modes.  Daemon mode (above) keeps every credential in the system broker.
- * Embedded mode: when the WS_SECURITY_DESCRIPTION given to WsCreateChannel
+ * Modes.  Daemon mode (above, the default) keeps every credential in the
+ * system broker; the security description's credentials are not used.
+ * Embedded mode ($WSTRUST_MODE=embedded, or =auto and the description
+ * carries a credential): the WS_SECURITY_DESCRIPTION given to WsCreateChannel
  * carries a credential -- WS_STRING_USERNAME_CREDENTIAL in a
  * WS_USERNAME_MESSAGE_SECURITY_BINDING, a localCertCredential in a
  * WS_SSL_TRANSPORT_SECURITY_BINDING, a token in a
@@ -32,9 +34,9 @@
  * request); the credential is not kept, so a channel whose private broker
  * is gone cannot be opened again: create a new one.  Its trust anchors are
  * wstrust_set_channel_ca_file's, else $WSTRUST_CA_FILE, else the system CA
- * bundle.  $WSTRUST_MODE overrides the choice: "daemon" ignores the
- * credentials (unchanged Windows code on a host with a system broker),
- * "embedded" requires them, "auto" or unset decides as above.  Variables are
+ * bundle.  $WSTRUST_MODE: "daemon" or unset ignores the credentials
+ * (unchanged Windows code reaches the system broker), "embedded" requires
+ * them, "auto" picks embedded exactly when they are there.  Variables are
  * read with secure_getenv.
  *
  * Thread safety, as on Windows: one object (channel, error, heap, token) is

@@ -390,22 +390,26 @@ class Cli(unittest.TestCase):
         self.assertEqual(f[T_TOKEN_TYPE], [SAML2.encode()])
         self.assertNotIn(T_EMBEDDED, f)
 
-    def test_credentials_select_embedded_mode(self):
-        """Without WSTRUST_MODE the example's credentials mean a private broker,
-        not the socket: with no broker binary the open fails, nothing is sent."""
+    def test_default_mode_is_daemon(self):
+        """Unchanged Windows code fills in credentials; by default they are not
+        used and the request goes to the system broker's socket.  Embedded mode
+        (a private broker) is chosen explicitly: WSTRUST_MODE=embedded, or
+        =auto when the description carries a credential."""
         url = "https://127.0.0.1:4443/adfs/services/trust/13/usernamemixed"
         env = dict(os.environ, WSTRUST_SOCKET=self.sock, WSTRUST_BROKER_PATH="/nonexistent/wstrustd")
         env.pop("WSTRUST_MODE", None)
         r = subprocess.run([EXAMPLE, url], capture_output=True, timeout=60, env=env)
-        self.assertEqual(r.returncode, 1)
-        self.assertIn(b"0x803d0010", r.stderr)
-        self.assertIn(b"/nonexistent/wstrustd", r.stderr)
-        self.assertEqual(self.broker.requests, [])
-        env["WSTRUST_MODE"] = "embedded"
-        r = subprocess.run([EXAMPLE, url], capture_output=True, timeout=60, env=env)
-        self.assertIn(b"/nonexistent/wstrustd", r.stderr)
-        self.assertEqual(self.broker.requests, [])
-
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, TOKEN.encode() + b"\n")
+        self.assertEqual(len(self.broker.requests), 1)
+        self.assertNotIn(T_EMBEDDED, self.last_request())
+        for mode in ("embedded", "auto"):
+            env["WSTRUST_MODE"] = mode
+            r = subprocess.run([EXAMPLE, url], capture_output=True, timeout=60, env=env)
+            self.assertEqual(r.returncode, 1, mode)
+            self.assertIn(b"0x803d0010", r.stderr)
+            self.assertIn(b"/nonexistent/wstrustd", r.stderr)
+            self.assertEqual(len(self.broker.requests), 1, mode)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -58,8 +58,8 @@ class Fixture(unittest.TestCase):
         cls.sts = harness.DevSTS(cls.tmp.name, "--users", "alice:%s,bob:secret" % PASSWORD)
         cls.url = cls.sts.url(harness.ENDPOINT_13)
         cls.env = dict(os.environ, WSTRUST_BROKER_PATH=harness.WSTRUSTD, WSTRUST_CA_FILE=cls.sts.ca_file)
-        for k in ("WSTRUST_MODE", "WSTRUST_SOCKET"):
-            cls.env.pop(k, None)
+        cls.env.pop("WSTRUST_SOCKET", None)
+        cls.env["WSTRUST_MODE"] = "embedded"
 
     @classmethod
     def tearDownClass(cls):
@@ -397,8 +397,9 @@ class EmbeddedXmlToken(Fixture):
                     out.write(f.read())
         cls.env = dict(os.environ, WSTRUST_BROKER_PATH=harness.WSTRUSTD, WSTRUST_CA_FILE=bundle,
                        EMB_APPLIES_TO="urn:wstrust:test:rp")
-        for k in ("WSTRUST_MODE", "WSTRUST_SOCKET", "EMB_TOKEN_VALID_TILL"):
+        for k in ("WSTRUST_SOCKET", "EMB_TOKEN_VALID_TILL"):
             cls.env.pop(k, None)
+        cls.env["WSTRUST_MODE"] = "embedded"
 
     @classmethod
     def tearDownClass(cls):
