@@ -5,13 +5,17 @@ loopback, usernamemixed, WS-Trust 1.3, SAML 2.0 bearer):
             worker; CPU = client + broker + workers (live and reaped)
   MSAL      msal.wstrust_request.send_request (MSAL Python's WS-Trust client,
             Debian python3-msal) over one requests.Session; CPU = its process
+  gSOAP     bench/gsoap/bench_gsoap.c: gSOAP's WS-Trust plugin (wstapi.c, with
+            the wsse and wsa plugins) on one soap context, HTTP keep-alive;
+            CPU = its process, peak RSS = its VmHWM (only with --gsoap)
 
 The STS is the same Python process for both and is not counted.  Reported:
 wall and CPU per token (after a warm-up), and peak RSS of the client side.
 
-  python3 bench_peers.py BENCH_CLIENT [N]     (run by `ninja -C build bench-peers`)
+  python3 bench_peers.py BENCH_CLIENT [N] [--gsoap BENCH_GSOAP]
+      (run by `ninja -C build bench-peers`)
 """
-import json, os, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 from harness import Broker, DevSTS, ENDPOINT_13, profile_13, write_secret  # noqa: E402
@@ -67,9 +71,20 @@ print(json.dumps({"n": n, "wall_s": time.monotonic() - w0, "cpu_s": time.process
 '''
 
 
+def run_json(what, argv):
+    r = subprocess.run(argv, capture_output=True)
+    if r.returncode:
+        raise SystemExit("%s failed: %s" % (what, r.stderr.decode()[-2000:]))
+    return json.loads(r.stdout)
+
+
 def main():
-    client = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+    ap = argparse.ArgumentParser()
+    ap.add_argument("client")
+    ap.add_argument("n", nargs="?", type=int, default=300)
+    ap.add_argument("--gsoap", metavar="BENCH_GSOAP", help="also run gSOAP's WS-Trust plugin")
+    args = ap.parse_args()
+    client, n = args.client, args.n
     tmp = tempfile.mkdtemp(prefix="wstrust-bench-")
     os.chmod(tmp, 0o755)
     sts = DevSTS(tmp)
@@ -91,6 +106,10 @@ def main():
         if m.returncode:
             raise SystemExit("MSAL run failed: " + m.stderr.decode()[-2000:])
         ms = json.loads(m.stdout)
+        gs = None
+        if args.gsoap:
+            run_json("bench_gsoap warm-up", [args.gsoap, url, sts.ca_file, "5"])
+            gs = run_json("bench_gsoap", [args.gsoap, url, sts.ca_file, str(n)])
     finally:
         broker.stop()
         sts.stop()
@@ -99,6 +118,8 @@ def main():
         ("  of which the client library", None, ws["cpu_s"], ws["max_rss_kb"]),
         ("MSAL Python wstrust_request", ms["wall_s"], ms["cpu_s"], ms["max_rss_kb"]),
     ]
+    if gs:
+        rows.append(("gSOAP wstapi (C)", gs["wall_s"], gs["cpu_s"], gs["max_rss_kb"]))
     print("%d tokens each, same dev STS (its own CPU not counted)" % n)
     print("%-32s %12s %14s %12s" % ("client", "wall/token", "CPU/token", "peak RSS"))
     for name, wall, cpu, rss in rows:

@@ -5,7 +5,8 @@ set -eu
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   libxml2-dev libseccomp-dev libsodium-dev libssl-dev libcurl4-openssl-dev
   libxmlsec1-dev libinih-dev xmlsec1 openssl
-  python3 python3-lxml python3-xmlsec python3-cryptography python3-msal"
+  python3 python3-lxml python3-xmlsec python3-cryptography python3-msal
+  gsoap libgsoap-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

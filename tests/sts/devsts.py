@@ -2327,6 +2327,9 @@ IRRELEVANT = (b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes: without TCP_NODELAY, Nagle holds
+    # the body until the client's delayed ACK (~40 ms on every keep-alive reply).
+    disable_nagle_algorithm = True
     server_version = "wstrust-devsts/1"
     sys_version = ""
     timeout = IO_TIMEOUT
