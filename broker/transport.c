@@ -37,6 +37,40 @@ static void share_unlock(CURL *h, curl_lock_data d, void *u)
 	pthread_mutex_unlock(&share_mu[d]);
 }
 
+/* One easy handle per broker thread, reused (curl_easy_reset) by requests
+ * that use the share: re-creating it per request cost a socketpair, signal
+ * handler changes and a multi handle every time.  Requests with a client
+ * certificate get a fresh handle of their own, freed after the request, so
+ * their connection can never serve another request. */
+static pthread_key_t handle_key;
+static bool handle_key_ok;
+
+static void handle_free(void *h)
+{
+	curl_easy_cleanup(h);
+}
+
+static CURL *handle_get(bool own)
+{
+	CURL *h = own || !handle_key_ok ? NULL : pthread_getspecific(handle_key);
+	if (h) {
+		curl_easy_reset(h);
+		return h;
+	}
+	h = curl_easy_init();
+	if (h && !own && handle_key_ok && pthread_setspecific(handle_key, h) != 0) {
+		curl_easy_cleanup(h);
+		h = NULL;
+	}
+	return h;
+}
+
+static void handle_done(CURL *h, bool own)
+{
+	if (own || !handle_key_ok)
+		curl_easy_cleanup(h);
+}
+
 int transport_global_init(void)
 {
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -52,6 +86,7 @@ int transport_global_init(void)
 		curl_share_cleanup(share);   /* no sharing: correct, only slower */
 		share = NULL;
 	}
+	handle_key_ok = share && pthread_key_create(&handle_key, handle_free) == 0;
 	return 0;
 }
 
@@ -181,7 +216,10 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 		return TRANSPORT_TIMEOUT;
 	}
 
-	CURL *h = curl_easy_init();
+	const struct profile *p = rq->profile;
+	bool client_cert = p && p->client_cert && p->client_key && !is_http;
+	bool own = client_cert || !share;   /* see handle_get */
+	CURL *h = handle_get(own);
 	if (!h) {
 		snprintf(err, errlen, "out of memory (curl)");
 		return TRANSPORT_FAILED;
@@ -201,7 +239,6 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 	}
 	/* No "Expect: 100-continue" round trip. */
 	hdrs = curl_slist_append(hdrs, "Expect:");
-	const struct profile *p = rq->profile;
 	if (p && p->auth == AUTH_BASIC) {
 		/* Preemptive, only over TLS (or the loopback test exception above).
 		 * curl copies header lines; those copies are wiped below. */
@@ -209,7 +246,7 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 		if (basic_header(p, &auth) != 0) {
 			secbuf_free(&auth);
 			curl_slist_free_all(hdrs);
-			curl_easy_cleanup(h);
+			handle_done(h, own);
 			http_reply_free(rp);
 			snprintf(err, errlen, "out of secure memory (HTTP Basic credentials)");
 			return TRANSPORT_FAILED;
@@ -218,16 +255,15 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 		secbuf_free(&auth);
 	}
 	if (!hdrs) {
-		curl_easy_cleanup(h);
+		handle_done(h, own);
 		http_reply_free(rp);
 		snprintf(err, errlen, "out of memory (HTTP headers)");
 		return TRANSPORT_FAILED;
 	}
-	bool client_cert = p && p->client_cert && p->client_key && !is_http;
 	if (client_cert && !curl_uses_openssl()) {
 		wipe_slist(hdrs);
 		curl_slist_free_all(hdrs);
-		curl_easy_cleanup(h);
+		handle_done(h, own);
 		http_reply_free(rp);
 		snprintf(err, errlen, "profile %s: a TLS client certificate needs libcurl built with OpenSSL", p->name);
 		return TRANSPORT_FAILED;
@@ -236,7 +272,7 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 	CURLcode setrc = CURLE_OK;
 #define SET(opt, val) do { if (setrc == CURLE_OK) setrc = curl_easy_setopt(h, opt, val); } while (0)
 	SET(CURLOPT_URL, rq->url);
-	if (share && !client_cert)
+	if (!own)
 		SET(CURLOPT_SHARE, share);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_PROTOCOLS_STR, is_http ? "http" : "https");
@@ -357,7 +393,7 @@ enum transport_status transport_post(const struct http_request *rq, struct http_
 	}
 	wipe_slist(hdrs);
 	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
+	handle_done(h, own);
 	if (st != TRANSPORT_OK)
 		http_reply_free(rp);
 	return st;
