@@ -171,6 +171,29 @@ static int check_fragment(xmlDocPtr doc, unsigned *nelems, char *err, size_t err
 	return 0;
 }
 
+/* Key material is the broker's to choose (ISSUED_TOKEN_KEY_ENTROPY,
+ * ISSUED_TOKEN_KEY_TYPE): a caller's own wst:Entropy or wst:UseKey could
+ * bind the token to a key the caller knows while the broker withholds the
+ * proof key it believes in.  Refused anywhere in the parameters. */
+static const xmlNode *key_material(const xmlNode *n)
+{
+	static const char *const names[] = { "Entropy", "UseKey", "ComputedKeyAlgorithm" };
+	for (; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		const char *ns = n->ns ? (const char *)n->ns->href : "";
+		if (!strcmp(ns, "http://schemas.xmlsoap.org/ws/2005/02/trust") ||
+		    !strcmp(ns, "http://docs.oasis-open.org/ws-sx/ws-trust/200512"))
+			for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+				if (!strcmp((const char *)n->name, names[i]))
+					return n;
+		const xmlNode *below = key_material(n->children);
+		if (below)
+			return below;
+	}
+	return NULL;
+}
+
 static int get_xml(const struct ipc_msg *m, uint16_t tag, const char *name, uint8_t **out, size_t *out_len,
                    char *err, size_t errlen)
 {
@@ -184,6 +207,12 @@ static int get_xml(const struct ipc_msg *m, uint16_t tag, const char *name, uint
 	int rc = doc ? check_fragment(doc, &nel, why, sizeof why) : -1;
 	if (rc == 0 && nel == 0) {
 		snprintf(why, sizeof why, "no element");
+		rc = -1;
+	}
+	const xmlNode *km = rc == 0 ? key_material(xmlDocGetRootElement(doc)->children) : NULL;
+	if (km) {
+		snprintf(why, sizeof why, "wst:%s is not allowed (the broker chooses the key material: use "
+		         "ISSUED_TOKEN_KEY_ENTROPY and ISSUED_TOKEN_KEY_TYPE)", (const char *)km->name);
 		rc = -1;
 	}
 	if (doc)

@@ -51,6 +51,10 @@ struct inflight {
 	struct inflight *next;
 };
 static struct inflight *inflights;
+/* federation_flush calls so far: a token obtained while a flush happened
+ * (a request of the old config still running after SIGHUP) is not cached,
+ * or its proof key would outlive the reload's wipe. */
+static uint64_t flushes;
 static pthread_cond_t inflight_done;
 static pthread_once_t cond_once = PTHREAD_ONCE_INIT;
 
@@ -194,6 +198,7 @@ int federation_token(const struct broker_config *cfg, const struct profile *p, i
 	}
 	struct inflight me = { .generation = cfg->generation, .issuer = iss, .applies_to = applies_to, .next = inflights };
 	inflights = &me;
+	uint64_t flushes_seen = flushes;
 	pthread_mutex_unlock(&lock);
 	int rc = obtain(cfg, p, deadline, &t, f);
 	pthread_mutex_lock(&lock);
@@ -202,7 +207,7 @@ int federation_token(const struct broker_config *cfg, const struct profile *p, i
 			*pp = me.next;
 			break;
 		}
-	if (rc == 0 && t->reuse_until > now_ticks()) {
+	if (rc == 0 && flushes_seen == flushes && t->reuse_until > now_ticks()) {
 		t->refs++;
 		t->cached = true;
 		t->next = cache;
@@ -318,6 +323,7 @@ void federation_release(struct fed_token *t)
 void federation_flush(void)
 {
 	pthread_mutex_lock(&lock);
+	flushes++;
 	while (cache)
 		unlink_locked(cache);
 	pthread_mutex_unlock(&lock);

@@ -1,5 +1,6 @@
 #include "transport.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -12,13 +13,17 @@
 #include "config.h"   /* build configuration: WSTRUST_VERSION */
 #include "ipc.h"
 
-/* Connections, TLS sessions and DNS answers are shared between requests so
- * that a busy broker does not pay a TLS handshake per token (it dominated
- * the broker's CPU: bench/bench_peers.py).  curl reuses a connection only
- * for a request with the same host and TLS settings (CA file, pin, verify
- * flags).  It cannot see a client certificate set through the SSL_CTX
- * callback, so requests with one never use the share: each gets its own
- * connection and no other request can ride on it. */
+/* TLS sessions and DNS answers are shared between requests so that a busy
+ * broker does not pay a full TLS handshake per token (it dominated the
+ * broker's CPU: bench/bench_peers.py).  Connections are not: libcurl's
+ * shared connection cache is not thread-safe (docs/KNOWN_BUGS "A shared
+ * connection cache is not thread-safe"; CURLSHOPT_SHARE: "not supported to
+ * share connections between multiple concurrent threads"), so each broker
+ * thread keeps its own, in its easy handle below.  curl reuses a
+ * connection only for a request with the same host and TLS settings (CA
+ * file, pin, verify flags).  It cannot see a client certificate set through
+ * the SSL_CTX callback, so requests with one never use the share: each gets
+ * its own connection and no other request can ride on it. */
 static CURLSH *share;
 static pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
 
@@ -80,7 +85,6 @@ int transport_global_init(void)
 	share = curl_share_init();
 	if (share && (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
 	              curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
-	              curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
 	              curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
 	              curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
 		curl_share_cleanup(share);   /* no sharing: correct, only slower */
@@ -134,6 +138,14 @@ static size_t header_cb(char *ptr, size_t size, size_t nitems, void *userdata)
 	return n;
 }
 
+/* A literal IPv4 address in 127/8: "127.evil.example" is a DNS name that
+ * can resolve anywhere. */
+static bool is_127(const char *host)
+{
+	struct in_addr a;
+	return inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
 static bool host_is_loopback(const char *url)
 {
 	CURLU *u = curl_url();
@@ -141,7 +153,7 @@ static bool host_is_loopback(const char *url)
 	bool loop = false;
 	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-		loop = !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "[::1]");
+		loop = !strcmp(host, "localhost") || !strcmp(host, "[::1]") || is_127(host);
 	curl_free(host);
 	curl_url_cleanup(u);
 	return loop;

@@ -19,6 +19,7 @@
 #include <xmlsec/xmlsec.h>
 #include <xmlsec/xmltree.h>
 
+#include "broker_request.h"
 #include "rst.h"
 
 #define NS_SAML2 "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -448,6 +449,24 @@ static int add_issued_token(const struct profile *p, const struct wssec_token *t
 {
 	if (!t || !t->xml || t->xml_len == 0 || t->xml_len > MAX_TOKEN_BYTES) {
 		set_err(err, errlen, "profile %s: no issued token to present", p->name);
+		return -1;
+	}
+	/* The bytes are spliced in raw, after signing, and came from a worker
+	 * (or the caller): they must be exactly one well-formed element, or
+	 * they could close the Security header and rewrite the request. */
+	char why[256];
+	xmlDoc *one = xml_strict_parse(t->xml, t->xml_len, true, 64, why, sizeof why);
+	unsigned nel = 0;
+	for (xmlNode *c = one ? xmlDocGetRootElement(one)->children : NULL; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE)
+			nel++;
+		else if (!(c->type == XML_TEXT_NODE && xmlIsBlankNode(c)))
+			nel = 2;   /* top-level text, comment or PI */
+	if (one)
+		xmlFreeDoc(one);
+	if (!one || nel != 1) {
+		set_err(err, errlen, "the issued token to present is not one well-formed XML element%s%s",
+		        one ? "" : ": ", one ? "" : why);
 		return -1;
 	}
 	if (t->valid_till && t->valid_till <= now_ticks()) {

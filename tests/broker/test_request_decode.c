@@ -224,6 +224,15 @@ int main(void)
 		{ "<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>", "DOCTYPE and ENTITY declarations are not allowed" },
 		{ "<a/></wstrust-fragment><b>", "not well-formed XML" },
 		{ "<a xmlns:xi=\"http://www.w3.org/2001/XInclude\"><xi:include href=\"/etc/passwd\"/></a>", NULL },
+		/* key material the caller would know while the broker withholds "its" proof key */
+		{ "<t:Entropy xmlns:t=\"http://docs.oasis-open.org/ws-sx/ws-trust/200512\"><t:BinarySecret>AAAA"
+		  "</t:BinarySecret></t:Entropy>", "LOCAL_REQUEST_PARAMETERS: wst:Entropy is not allowed" },
+		{ "<a/><t:SecondaryParameters xmlns:t=\"http://schemas.xmlsoap.org/ws/2005/02/trust\"><t:UseKey/>"
+		  "</t:SecondaryParameters>", "wst:UseKey is not allowed" },
+		{ "<t:ComputedKeyAlgorithm xmlns:t=\"http://docs.oasis-open.org/ws-sx/ws-trust/200512\">x"
+		  "</t:ComputedKeyAlgorithm>", "wst:ComputedKeyAlgorithm is not allowed" },
+		/* other WS-Trust parameters (Claims, KeyType in secondary parameters ...) pass */
+		{ "<t:Claims xmlns:t=\"http://docs.oasis-open.org/ws-sx/ws-trust/200512\"/><Entropy/>", NULL },
 	};
 	for (size_t i = 0; i < sizeof badxml / sizeof badxml[0]; i++) {
 		begin();

@@ -233,6 +233,28 @@ static void test_issued_token(void)
 	CHECK(strstr(s, "Signature") == NULL, "a bearer token was signed");
 	rst_msg_free(&m);
 
+	/* The token is spliced in raw after signing: anything but one
+	 * well-formed element (from a subverted worker) could close the
+	 * Security header and rewrite the request.  Refused. */
+	static const char *const injections[] = {
+		"<x:T xmlns:x=\"urn:t\"/></wsse:Security></s:Header><s:Body><evil/>",
+		"<x:T xmlns:x=\"urn:t\"/><x:U xmlns:x=\"urn:t\"/>",
+		"<x:T xmlns:x=\"urn:t\"/><!--",
+		"<x:T xmlns:x=\"urn:t\"/>text",
+		"<!DOCTYPE x [<!ENTITY a \"aaaa\">]><x>&a;</x>",
+	};
+	for (size_t i = 0; i < sizeof injections / sizeof injections[0]; i++) {
+		struct wssec_token bad = t;
+		bad.xml = (const uint8_t *)injections[i];
+		bad.xml_len = strlen(injections[i]);
+		envelope(&m);
+		err[0] = 0;
+		CHECK(wssec_apply(&p, &bad, &m.body, err, sizeof err) == -1, "token spliced in: %s\n%s", injections[i],
+		      (const char *)m.body.data);
+		CHECK_CONTAINS(err, "not one well-formed XML element");
+		rst_msg_free(&m);
+	}
+
 	/* expired: refused, with the time */
 	t.valid_till = ticks_from_now(-5);
 	envelope(&m);
