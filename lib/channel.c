@@ -48,6 +48,7 @@ struct _WS_CHANNEL {
 	uint32_t soap_version;       /* 11 or 12 (WS_CHANNEL_PROPERTY_ENVELOPE_VERSION) */
 
 	bool pending;                /* a request is in flight */
+	pthread_cond_t idle;         /* signalled when pending becomes false */
 	bool aborted;                /* WsAbortChannel hit the request in flight */
 	bool thread_valid;           /* `thread` must be joined or detached */
 	pthread_t thread;
@@ -164,6 +165,7 @@ WS_EXPORT HRESULT WINAPI WsCreateChannel(WS_CHANNEL_TYPE channelType, WS_CHANNEL
 		return err_set(error, E_OUTOFMEMORY, "out of memory creating a channel");
 	}
 	pthread_mutex_init(&ch->mu, NULL);
+	pthread_cond_init(&ch->idle, NULL);
 	ch->fd = -1;
 	ch->creds = creds;
 	ch->embedded = creds != NULL;
@@ -478,6 +480,10 @@ WS_EXPORT HRESULT WINAPI WsCloseChannel(WS_CHANNEL *channel, const WS_ASYNC_CONT
 	unlock(channel);
 	reap_thread(channel);
 	lock(channel);
+	/* A synchronous request on another thread still uses the connection:
+	 * let it complete (aborted) before closing it. */
+	while (channel->pending)
+		pthread_cond_wait(&channel->idle, &channel->mu);
 	disconnect(channel);
 	channel->state = WS_CHANNEL_STATE_CLOSED;
 	unlock(channel);
@@ -531,6 +537,7 @@ WS_EXPORT void WINAPI WsFreeChannel(WS_CHANNEL *channel)
 	free(channel->profile);
 	free(channel->broker_url);
 	free(channel->ca_file);
+	pthread_cond_destroy(&channel->idle);
 	pthread_mutex_destroy(&channel->mu);
 	free(channel);
 }
@@ -891,8 +898,8 @@ static HRESULT build_request(WS_CHANNEL *ch, const struct parsed_props *pp, stru
 }
 
 /* Connect to the broker (non-blocking; a full backlog is retried until the
- * deadline).  Returns the fd or -1 with the HRESULT in *hr. */
-static int connect_broker(const char *path, int64_t deadline, WS_ERROR *error, HRESULT *hr)
+ * deadline or WsAbortChannel).  Returns the fd or -1 with the HRESULT in *hr. */
+static int connect_broker(WS_CHANNEL *ch, const char *path, int64_t deadline, WS_ERROR *error, HRESULT *hr)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -912,6 +919,15 @@ static int connect_broker(const char *path, int64_t deadline, WS_ERROR *error, H
 		if (e == EINTR)
 			continue;
 		if (e == EAGAIN && (!deadline || ipc_now_ms() < deadline)) {
+			lock(ch);
+			bool aborted = ch->aborted;
+			unlock(ch);
+			if (aborted) {
+				/* perform() reports it. */
+				close(fd);
+				*hr = WS_E_OPERATION_ABORTED;
+				return -1;
+			}
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 			continue;
@@ -1058,7 +1074,7 @@ static struct outcome exchange(WS_CHANNEL *ch, const struct ipc_builder *req, co
 	}
 	if (ch->fd < 0) {
 		HRESULT hr;
-		int fd = connect_broker(ch->socket_path, deadline, error, &hr);
+		int fd = connect_broker(ch, ch->socket_path, deadline, error, &hr);
 		if (fd < 0) {
 			struct outcome o = { .hr = hr, .faulted = true };
 			return o;
@@ -1158,6 +1174,7 @@ static HRESULT perform(WS_CHANNEL *ch, struct ipc_builder *req, const struct req
 	}
 	ch->pending = false;
 	ch->aborted = false;
+	pthread_cond_broadcast(&ch->idle);
 	unlock(ch);
 
 	if (SUCCEEDED(o.hr) && o.token)
@@ -1235,6 +1252,7 @@ WS_EXPORT HRESULT WINAPI WsRequestSecurityToken(WS_CHANNEL *channel, const WS_RE
 		ipc_builder_free(&req);
 		lock(channel);
 		channel->pending = false;
+		pthread_cond_broadcast(&channel->idle);
 		unlock(channel);
 		return err_set(error, E_OUTOFMEMORY, "out of memory starting an asynchronous request");
 	}
@@ -1252,10 +1270,12 @@ WS_EXPORT HRESULT WINAPI WsRequestSecurityToken(WS_CHANNEL *channel, const WS_RE
 	 * channel. */
 	lock(channel);
 	int r = pthread_create(&channel->thread, NULL, async_main, c);
-	if (r == 0)
+	if (r == 0) {
 		channel->thread_valid = true;
-	else
+	} else {
 		channel->pending = false;
+		pthread_cond_broadcast(&channel->idle);
+	}
 	unlock(channel);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r != 0) {

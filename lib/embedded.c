@@ -337,8 +337,10 @@ static HRESULT spawn_broker(int *fd_out, pid_t *pid_out, WS_ERROR *error)
 		free(path);
 		return hr;
 	}
-	/* dup2 onto the same number would keep FD_CLOEXEC on old glibc. */
-	if (sv[1] == EMB_FD) {
+	/* dup2 onto the same number would keep FD_CLOEXEC on old glibc; and
+	 * an application with fds 0-2 closed hands them out here, where the
+	 * /dev/null opened onto 0 and 1 below would replace our end. */
+	if (sv[1] <= EMB_FD) {
 		int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, EMB_FD + 1);
 		close(sv[1]);
 		sv[1] = moved;

@@ -19,10 +19,81 @@ struct _WS_ERROR {
 	struct err_string *s;
 	unsigned n;
 	HRESULT original;
+	struct err_string original_text;  /* Windows: the original code's text is the last string */
+	struct err_string *retired;       /* replaced original texts: valid until reset, as strings are */
+	unsigned nretired;
 	LANGID langid;
 };
 
 #define DEFAULT_LANGID ((LANGID)0x0409) /* en-US: the strings are English */
+
+static void free_original_text(WS_ERROR *e)
+{
+	free(e->original_text.ws.chars);
+	free(e->original_text.utf8);
+	e->original_text = (struct err_string){ { 0, NULL }, NULL };
+	for (unsigned i = 0; i < e->nretired; i++) {
+		free(e->retired[i].ws.chars);
+		free(e->retired[i].utf8);
+	}
+	free(e->retired);
+	e->retired = NULL;
+	e->nretired = 0;
+}
+
+/* A caller may still hold the text's WS_STRING: keep it until reset. */
+static void retire_original_text(WS_ERROR *e)
+{
+	if (!e->original_text.utf8)
+		return;
+	struct err_string *r = e->nretired < MAX_ERROR_STRINGS
+	                           ? realloc(e->retired, (e->nretired + 1) * sizeof(*r)) : NULL;
+	if (r) {
+		e->retired = r;
+		e->retired[e->nretired++] = e->original_text;
+	} else {
+		free(e->original_text.ws.chars);
+		free(e->original_text.utf8);
+	}
+	e->original_text = (struct err_string){ { 0, NULL }, NULL };
+}
+
+/* The original code and, as on Windows, its text as one more string after
+ * the others (the errno's text: wstrust maps errno values). */
+static void set_original(WS_ERROR *e, HRESULT original)
+{
+	if (e->original_text.utf8 && original == e->original)
+		return;
+	retire_original_text(e);
+	e->original = original;
+	if (original == NOERROR)
+		return;
+	char buf[160], tmp[128];
+	if (original > 0 && original < 4096)
+		snprintf(buf, sizeof(buf), "%s (errno %d)", strerror_r((int)original, tmp, sizeof(tmp)), (int)original);
+	else
+		snprintf(buf, sizeof(buf), "original error 0x%08X", (unsigned)original);
+	WCHAR *w;
+	size_t wn;
+	char *u = strdup(buf);
+	if (!u || utf8_to_utf16(buf, strlen(buf), &w, &wn) < 0) {
+		free(u);
+		return;
+	}
+	e->original_text.utf8 = u;
+	e->original_text.ws.chars = w;
+	e->original_text.ws.length = (ULONG)wn;
+}
+
+/* The strings a caller sees: the added ones, then the original's text. */
+static const struct err_string *string_at(WS_ERROR *e, ULONG index)
+{
+	if (index < e->n)
+		return &e->s[index];
+	if (index == e->n && e->original_text.utf8)
+		return &e->original_text;
+	return NULL;
+}
 
 static void free_strings(WS_ERROR *e)
 {
@@ -131,7 +202,7 @@ HRESULT err_set(WS_ERROR *error, HRESULT hr, const char *fmt, ...)
 void err_set_original(WS_ERROR *error, HRESULT original)
 {
 	if (error)
-		error->original = original;
+		set_original(error, original);
 }
 
 WS_EXPORT HRESULT WINAPI WsAddErrorString(WS_ERROR *error, const WS_STRING *string)
@@ -148,17 +219,19 @@ WS_EXPORT HRESULT WINAPI WsAddErrorString(WS_ERROR *error, const WS_STRING *stri
 
 WS_EXPORT HRESULT WINAPI WsGetErrorString(WS_ERROR *error, ULONG index, WS_STRING *string)
 {
-	if (!error || !string || index >= error->n)
+	const struct err_string *s = error && string ? string_at(error, index) : NULL;
+	if (!s)
 		return E_INVALIDARG;
-	*string = error->s[index].ws;
+	*string = s->ws;
 	return S_OK;
 }
 
 WS_EXPORT HRESULT wstrust_get_error_string_utf8(WS_ERROR *error, ULONG index, const char **string)
 {
-	if (!error || !string || index >= error->n)
+	const struct err_string *s = error && string ? string_at(error, index) : NULL;
+	if (!s)
 		return E_INVALIDARG;
-	*string = error->s[index].utf8;
+	*string = s->utf8;
 	return S_OK;
 }
 
@@ -170,7 +243,7 @@ WS_EXPORT HRESULT WINAPI WsGetErrorProperty(WS_ERROR *error, WS_ERROR_PROPERTY_I
 	case WS_ERROR_PROPERTY_STRING_COUNT:
 		if (bufferSize != sizeof(ULONG))
 			return E_INVALIDARG;
-		*(ULONG *)buffer = error->n;
+		*(ULONG *)buffer = error->n + (error->original_text.utf8 ? 1u : 0u);
 		return S_OK;
 	case WS_ERROR_PROPERTY_ORIGINAL_ERROR_CODE:
 		if (bufferSize != sizeof(HRESULT))
@@ -200,7 +273,7 @@ WS_EXPORT HRESULT WINAPI WsSetErrorProperty(WS_ERROR *error, WS_ERROR_PROPERTY_I
 	case WS_ERROR_PROPERTY_ORIGINAL_ERROR_CODE:
 		if (valueSize != sizeof(HRESULT))
 			return E_INVALIDARG;
-		error->original = *(const HRESULT *)value;
+		set_original(error, *(const HRESULT *)value);
 		return S_OK;
 	case WS_ERROR_PROPERTY_STRING_COUNT:
 		break; /* read only */
@@ -213,6 +286,7 @@ WS_EXPORT HRESULT WINAPI WsResetError(WS_ERROR *error)
 	if (!error)
 		return E_INVALIDARG;
 	free_strings(error);
+	free_original_text(error);
 	error->original = NOERROR;
 	error->langid = DEFAULT_LANGID;
 	return S_OK;
@@ -223,5 +297,6 @@ WS_EXPORT void WINAPI WsFreeError(WS_ERROR *error)
 	if (!error)
 		return;
 	free_strings(error);
+	free_original_text(error);
 	free(error);
 }

@@ -30,7 +30,8 @@ void *heap_alloc(WS_HEAP *heap, size_t size, WS_ERROR *error, HRESULT *hr)
 		              size, heap->requested, heap->max);
 		return NULL;
 	}
-	struct block *b = malloc(sizeof(*b) + (size ? size : 1));
+	/* maxSize may be SIZE_MAX: the block header must not wrap the size. */
+	struct block *b = size > SIZE_MAX - sizeof(*b) ? NULL : malloc(sizeof(*b) + (size ? size : 1));
 	if (!b) {
 		*hr = err_set(error, E_OUTOFMEMORY, "out of memory allocating %zu bytes on a heap", size);
 		return NULL;

@@ -129,8 +129,22 @@ static void print_ws_error(WS_ERROR *error, HRESULT hr)
 		WsGetErrorProperty(error, WS_ERROR_PROPERTY_STRING_COUNT, &n, sizeof(n));
 	for (ULONG i = 0; i < n; i++) {
 		const char *s;
-		if (wstrust_get_error_string_utf8(error, i, &s) == S_OK)
-			complain("%s", s);
+		if (wstrust_get_error_string_utf8(error, i, &s) != S_OK)
+			continue;
+		/* Strings may quote the STS (a fault's reason): its control
+		 * characters (C0, DEL, C1) must not reach the terminal or fake
+		 * lines of our own. */
+		char *clean = strdup(s);
+		if (!clean)
+			continue;
+		for (unsigned char *p = (unsigned char *)clean; *p; p++) {
+			if (*p < 0x20 || *p == 0x7f)
+				*p = '?';
+			else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+				p[0] = p[1] = '?';
+		}
+		complain("%s", clean);
+		free(clean);
 	}
 	complain("request failed (HRESULT 0x%08" PRIX32 ")", (uint32_t)hr);
 }
@@ -786,6 +800,8 @@ static int cmd_token(int argc, char **argv)
 	enum format fmt = FMT_XML;
 	int c;
 	optind = 1;
+	/* getopt's own messages ("unrecognized option") name argv[0]. */
+	argv[0] = (char *)prog;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': rq.socket = optarg; break;

@@ -881,8 +881,9 @@ typedef struct _WS_RAW_SYMMETRIC_SECURITY_KEY_HANDLE {
 /* ================= functions ================= */
 
 /* Error object.  Strings: index 0 is the most specific.  ORIGINAL_ERROR_CODE
- * is NOERROR unless a system error was mapped (then the errno value).
- * WsAddErrorString inserts a string at index 0. */
+ * is NOERROR unless a system error was mapped (then the errno value); as on
+ * Windows, its text is then one more string, at the last index, counted in
+ * STRING_COUNT.  WsAddErrorString inserts a string at index 0. */
 HRESULT WINAPI WsCreateError(const WS_ERROR_PROPERTY *properties, ULONG propertyCount, WS_ERROR **error);
 HRESULT WINAPI WsAddErrorString(WS_ERROR *error, const WS_STRING *string);
 HRESULT WINAPI WsGetErrorString(WS_ERROR *error, ULONG index, WS_STRING *string);

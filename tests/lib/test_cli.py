@@ -374,6 +374,30 @@ class Cli(unittest.TestCase):
                      "--local-params", "--service-params", "--max-reply", "proof_key_withheld"):
             self.assertIn(flag.encode(), r.stdout)
 
+    def test_getopt_errors_are_prefixed(self):
+        for args in (["--frobnicate"], ["--timeout"]):
+            r = self.token(*args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(r.stdout, b"", args)
+            self.assertTrue(r.stderr.decode().startswith("wstrust: "), r.stderr.decode().splitlines()[0])
+        self.assertEqual(self.broker.requests, [])
+
+    def test_sts_text_cannot_reach_the_terminal_raw(self):
+        self.broker.answer = frame(ANS_ERROR, [
+            (T_HRESULT, u32(0x803D0013)),
+            (T_ERROR_STRING, "The STS returned a fault: \x1b[2J\x1b]0;pwned\x07\nwstrust: forged \u009b31m".encode()),
+            (T_CHANNEL_FAULTED, u32(0))])
+        r = self.token()
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, b"")
+        err = r.stderr.decode()
+        for bad in ("\x1b", "\x07", "\u009b"):
+            self.assertNotIn(bad, err)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(lines[0].startswith("wstrust: The STS returned a fault: ?[2J"), lines[0])
+        self.assertIn("0x803D0013", lines[1])
+
     def test_windows_style_example(self):
         url = "https://127.0.0.1:4443/adfs/services/trust/13/usernamemixed"
         # The example passes alice's credentials, as Windows code does:

@@ -1085,6 +1085,302 @@ static void t_constants(void)
 	CHECK(sizeof(WCHAR) == 2 && sizeof(HRESULT) == 4 && sizeof(ULONG) == 4, "base type sizes");
 }
 
+
+/* ---- review: heap bounds, the original error's text, pending-call races ---- */
+
+/* A heap without a practical limit must still refuse a size whose block
+ * header would overflow size_t (else: a tiny block handed out as huge). */
+static void t_heap_huge_alloc(void)
+{
+	WS_HEAP *heap = NULL;
+	CHECK_HR(WsCreateHeap(SIZE_MAX, 0, NULL, 0, &heap, NULL), S_OK);
+	void *p = (void *)1;
+	HRESULT hr = WsAlloc(heap, SIZE_MAX - 8, &p, NULL);
+	CHECK(FAILED(hr), "WsAlloc(SIZE_MAX - 8) returned 0x%08X", (unsigned)hr);
+	CHECK(p == (void *)1, "ptr written on failure");
+	SIZE_T req = 1;
+	CHECK_HR(WsGetHeapProperty(heap, WS_HEAP_PROPERTY_REQUESTED_SIZE, &req, sizeof(req), NULL), S_OK);
+	CHECK(req == 0, "requested size %zu after a refused allocation", (size_t)req);
+	WsFreeHeap(heap);
+}
+
+/* Windows: when ORIGINAL_ERROR_CODE is set, its text is one more string,
+ * counted in STRING_COUNT, at the last index. */
+static void t_original_error_text(void)
+{
+	char bogus[160];
+	snprintf(bogus, sizeof(bogus), "%s/nobody-here.sock", fake.dir);
+	setenv("WSTRUST_SOCKET", bogus, 1);
+	WS_CHANNEL *ch = open_channel(NULL, 0);
+	setenv("WSTRUST_SOCKET", fake.path, 1);
+	WS_ERROR *e = NULL;
+	WsCreateError(NULL, 0, &e);
+	WS_SECURITY_TOKEN *tok = SENTINEL;
+	CHECK_HR(WsRequestSecurityToken(ch, NULL, 0, &tok, NULL, e), WS_E_ENDPOINT_UNREACHABLE);
+	HRESULT orig = NOERROR;
+	CHECK_HR(WsGetErrorProperty(e, WS_ERROR_PROPERTY_ORIGINAL_ERROR_CODE, &orig, sizeof(orig)), S_OK);
+	CHECK(orig == ENOENT, "original error code %d, expected ENOENT", (int)orig);
+	ULONG n = string_count(e);
+	CHECK(n >= 2, "count %u", n);
+	CHECK(strstr(error_string(e, 0), bogus), "most specific string first: %s", error_string(e, 0));
+	CHECK(strstr(error_string(e, n - 1), strerror(ENOENT)) != NULL, "last string is not the original error's text: %s",
+	      error_string(e, n - 1));
+	WS_STRING ws;
+	CHECK_HR(WsGetErrorString(e, n - 1, &ws), S_OK);
+	CHECK_HR(WsGetErrorString(e, n, &ws), E_INVALIDARG);
+	/* Reset drops it with the strings. */
+	CHECK_HR(WsResetError(e), S_OK);
+	CHECK(string_count(e) == 0, "count %u after reset", string_count(e));
+	/* An application-set code gets its text too, and NOERROR none. */
+	HRESULT code = EACCES;
+	CHECK_HR(WsSetErrorProperty(e, WS_ERROR_PROPERTY_ORIGINAL_ERROR_CODE, &code, sizeof(code)), S_OK);
+	CHECK(string_count(e) == 1 && strstr(error_string(e, 0), strerror(EACCES)), "count %u, string %s", string_count(e),
+	      error_string(e, 0));
+	/* A string handed out stays valid until WsResetError, even when the
+	 * original code changes (ASan sees a use after free otherwise). */
+	WS_STRING held = { 0, NULL };
+	CHECK_HR(WsGetErrorString(e, 0, &held), S_OK);
+	char first[64];
+	snprintf(first, sizeof(first), "%s", error_string(e, 0));
+	code = EPERM;
+	CHECK_HR(WsSetErrorProperty(e, WS_ERROR_PROPERTY_ORIGINAL_ERROR_CODE, &code, sizeof(code)), S_OK);
+	CHECK(strstr(error_string(e, 0), strerror(EPERM)), "string %s", error_string(e, 0));
+	CHECK(held.length > 0 && held.chars && ws_string_is(&held, first), "a handed-out string changed");
+	code = NOERROR;
+	CHECK_HR(WsSetErrorProperty(e, WS_ERROR_PROPERTY_ORIGINAL_ERROR_CODE, &code, sizeof(code)), S_OK);
+	CHECK(string_count(e) == 0, "count %u with NOERROR", string_count(e));
+	WsFreeChannel(ch);
+	WsFreeError(e);
+}
+
+/* WsFreeChannel / WsCloseChannel while an asynchronous request is pending:
+ * the request completes with WS_E_OPERATION_ABORTED, its callback runs once,
+ * the token is not written. */
+static void t_free_or_close_while_pending(void)
+{
+	struct cb_state s = { 0 };
+	sem_init(&s.done, 0, 0);
+	WS_ASYNC_CONTEXT ctx = { on_done, &s };
+	for (int close_first = 0; close_first < 2; close_first++) {
+		fake_reset(M_SILENT);
+		s.calls = 0;
+		WS_CHANNEL *ch = open_channel(NULL, 0);
+		WS_SECURITY_TOKEN *tok = SENTINEL;
+		CHECK_HR(WsRequestSecurityToken(ch, NULL, 0, &tok, &ctx, NULL), WS_S_ASYNC);
+		usleep(50 * 1000);
+		if (close_first) {
+			CHECK_HR(WsCloseChannel(ch, NULL, NULL), S_OK);
+			CHECK(state_of(ch) == WS_CHANNEL_STATE_CLOSED, "state %d after close", state_of(ch));
+		}
+		WsFreeChannel(ch);
+		CHECK(wait_done(&s, 5000), "no callback (close_first %d)", close_first);
+		CHECK(s.hr == WS_E_OPERATION_ABORTED, "callback hr 0x%08X", (unsigned)s.hr);
+		usleep(20 * 1000);
+		CHECK(s.calls == 1, "%d callbacks", s.calls);
+		CHECK(tok == SENTINEL, "token written");
+	}
+	sem_destroy(&s.done);
+}
+
+struct race_arg {
+	WS_CHANNEL *ch;
+	WS_SECURITY_TOKEN **tok;
+	HRESULT hr;
+};
+
+static void *sync_request_main(void *arg)
+{
+	struct race_arg *a = arg;
+	a->hr = WsRequestSecurityToken(a->ch, NULL, 0, a->tok, NULL, NULL);
+	return NULL;
+}
+
+/* Abort racing the answer, asynchronous and synchronous: exactly one
+ * outcome, a token only with S_OK, the channel FAULTED after an abort. */
+static void t_abort_races(void)
+{
+	struct cb_state s = { 0 };
+	sem_init(&s.done, 0, 0);
+	WS_ASYNC_CONTEXT ctx = { on_done, &s };
+	fake_reset(M_TOKEN);
+	for (int i = 0; i < 150; i++) {
+		s.calls = 0;
+		WS_CHANNEL *ch = open_channel(NULL, 0);
+		WS_SECURITY_TOKEN *tok = SENTINEL;
+		CHECK_HR(WsRequestSecurityToken(ch, NULL, 0, &tok, &ctx, NULL), WS_S_ASYNC);
+		if (i % 3)
+			usleep((useconds_t)(i * 7 % 400));
+		CHECK_HR(WsAbortChannel(ch, NULL), S_OK);
+		CHECK(wait_done(&s, 5000), "no callback (iteration %d)", i);
+		if (s.hr == S_OK) {
+			CHECK(tok != SENTINEL && tok != NULL, "S_OK without a token (iteration %d)", i);
+			if (tok != SENTINEL)
+				WsFreeSecurityToken(tok);
+		} else {
+			CHECK(s.hr == WS_E_OPERATION_ABORTED, "hr 0x%08X (iteration %d)", (unsigned)s.hr, i);
+			CHECK(tok == SENTINEL, "token written on failure (iteration %d)", i);
+		}
+		CHECK(state_of(ch) == WS_CHANNEL_STATE_FAULTED, "state %d after abort", state_of(ch));
+		WsFreeChannel(ch);
+		CHECK(s.calls == 1, "%d callbacks (iteration %d)", s.calls, i);
+
+		/* The same, synchronously on another thread. */
+		ch = open_channel(NULL, 0);
+		tok = SENTINEL;
+		struct race_arg a = { ch, &tok, E_FAIL };
+		pthread_t t;
+		pthread_create(&t, NULL, sync_request_main, &a);
+		if (i % 2)
+			usleep((useconds_t)(i * 11 % 500));
+		CHECK_HR(WsAbortChannel(ch, NULL), S_OK);
+		pthread_join(t, NULL);
+		if (a.hr == S_OK) {
+			CHECK(tok != SENTINEL && tok != NULL, "sync: S_OK without a token (iteration %d)", i);
+			if (tok != SENTINEL)
+				WsFreeSecurityToken(tok);
+		} else {
+			CHECK(a.hr == WS_E_OPERATION_ABORTED || a.hr == WS_E_INVALID_OPERATION, "sync: hr 0x%08X (iteration %d)",
+			      (unsigned)a.hr, i);
+			CHECK(tok == SENTINEL, "sync: token written on failure (iteration %d)", i);
+		}
+		WsFreeChannel(ch);
+	}
+	sem_destroy(&s.done);
+}
+
+/* WsCloseChannel while a synchronous request is pending on another thread:
+ * the request completes (WS_E_OPERATION_ABORTED) before close returns, so
+ * the channel's connection is not closed under it and the channel can be
+ * reset at once. */
+static void t_close_during_sync_call(void)
+{
+	for (int i = 0; i < 30; i++) {
+		fake_reset(M_SILENT);
+		WS_CHANNEL *ch = open_channel(NULL, 0);
+		WS_SECURITY_TOKEN *tok = SENTINEL;
+		struct race_arg a = { ch, &tok, E_FAIL };
+		pthread_t t;
+		pthread_create(&t, NULL, sync_request_main, &a);
+		usleep(30 * 1000);
+		CHECK_HR(WsCloseChannel(ch, NULL, NULL), S_OK);
+		CHECK_HR(WsResetChannel(ch, NULL), S_OK);
+		pthread_join(t, NULL);
+		/* INVALID_OPERATION: a slow thread that started after the close. */
+		CHECK(a.hr == WS_E_OPERATION_ABORTED || a.hr == WS_E_INVALID_OPERATION, "hr 0x%08X (iteration %d)",
+		      (unsigned)a.hr, i);
+		CHECK(tok == SENTINEL, "token written (iteration %d)", i);
+		WsFreeChannel(ch);
+	}
+}
+
+/* The callback may free the channel it was called for (docs/API.md), or
+ * start the next request on it. */
+struct chain_state {
+	WS_CHANNEL *ch;
+	WS_SECURITY_TOKEN *tok;
+	sem_t done;
+	int calls;
+	HRESULT last;
+	WS_ASYNC_CONTEXT ctx;
+};
+
+static void CALLBACK on_chain(HRESULT hr, WS_CALLBACK_MODEL model, void *state)
+{
+	(void)model;
+	struct chain_state *c = state;
+	c->last = hr;
+	if (++c->calls == 1 && hr == S_OK) {
+		WsFreeSecurityToken(c->tok);
+		c->tok = NULL;
+		HRESULT r = WsRequestSecurityToken(c->ch, NULL, 0, &c->tok, &c->ctx, NULL);
+		if (r == WS_S_ASYNC)
+			return;
+		c->last = r;
+	}
+	WsFreeSecurityToken(c->tok);
+	c->tok = NULL;
+	WsFreeChannel(c->ch);
+	sem_post(&c->done);
+}
+
+static void t_callback_chains_and_frees(void)
+{
+	for (int fail = 0; fail < 2; fail++) {
+		fake_reset(M_TOKEN);
+		if (fail) {
+			fake.mode = M_ERROR;
+			fake.err_hr = (uint32_t)WS_E_ENDPOINT_FAULT_RECEIVED;
+			fake.err_strings[0] = "no";
+			fake.n_err = 1;
+			fake.err_faulted = 0;
+		}
+		struct chain_state c = { .ch = open_channel(NULL, 0) };
+		sem_init(&c.done, 0, 0);
+		c.ctx = (WS_ASYNC_CONTEXT){ on_chain, &c };
+		CHECK_HR(WsRequestSecurityToken(c.ch, NULL, 0, &c.tok, &c.ctx, NULL), WS_S_ASYNC);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 5;
+		CHECK(sem_timedwait(&c.done, &ts) == 0, "chain did not finish (fail %d)", fail);
+		CHECK(c.calls == (fail ? 1 : 2), "%d callbacks (fail %d)", c.calls, fail);
+		CHECK(c.last == (fail ? WS_E_ENDPOINT_FAULT_RECEIVED : S_OK), "hr 0x%08X", (unsigned)c.last);
+		usleep(20 * 1000);
+		sem_destroy(&c.done);
+	}
+}
+
+/* A broker too busy to accept (its backlog full): WsAbortChannel still
+ * completes the pending request at once, even with timeouts disabled. */
+static void t_abort_while_connecting(void)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "%s/busy.sock", fake.dir);
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		CHECK(false, "path too long: %s", path);
+		return;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 0) == 0, "listen: %s", strerror(errno));
+	int fill[8], nfill = 0;
+	while (nfill < 8) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			close(fd);
+			break;
+		}
+		fill[nfill++] = fd;
+	}
+	BOOL off = FALSE;
+	WS_CHANNEL_PROPERTY cp[] = { { WS_CHANNEL_PROPERTY_ENABLE_TIMEOUTS, &off, sizeof(off) } };
+	WS_CHANNEL *ch = NULL;
+	CHECK_HR(WsCreateChannel(WS_CHANNEL_TYPE_REQUEST, WS_HTTP_CHANNEL_BINDING, cp, 1, NULL, &ch, NULL), S_OK);
+	CHECK_HR(wstrust_set_channel_socket(ch, path, NULL), S_OK);
+	WS_ENDPOINT_ADDRESS a = { .url = WS_STRING_VALUE(URL) };
+	CHECK_HR(WsOpenChannel(ch, &a, NULL, NULL), S_OK);
+	struct cb_state s = { 0 };
+	sem_init(&s.done, 0, 0);
+	WS_ASYNC_CONTEXT ctx = { on_done, &s };
+	WS_SECURITY_TOKEN *tok = SENTINEL;
+	CHECK_HR(WsRequestSecurityToken(ch, NULL, 0, &tok, &ctx, NULL), WS_S_ASYNC);
+	usleep(100 * 1000);
+	CHECK(s.calls == 0, "completed before the abort: hr 0x%08X", (unsigned)s.hr);
+	CHECK_HR(WsAbortChannel(ch, NULL), S_OK);
+	bool done = wait_done(&s, 2000);
+	CHECK(done, "no callback within 2 s of the abort");
+	if (done)
+		CHECK(s.hr == WS_E_OPERATION_ABORTED, "callback hr 0x%08X", (unsigned)s.hr);
+	CHECK(tok == SENTINEL, "token written");
+	/* Unblock a library that missed the abort, so the test ends. */
+	close(lfd);
+	unlink(path);
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	WsFreeChannel(ch);
+	sem_destroy(&s.done);
+}
+
 #define RUN(t) do { current = #t; t(); } while (0)
 
 int main(void)
@@ -1110,6 +1406,13 @@ int main(void)
 	RUN(t_async);
 	RUN(t_threads);
 	RUN(t_heap_and_buffers);
+	RUN(t_heap_huge_alloc);
+	RUN(t_original_error_text);
+	RUN(t_free_or_close_while_pending);
+	RUN(t_abort_races);
+	RUN(t_close_during_sync_call);
+	RUN(t_callback_chains_and_frees);
+	RUN(t_abort_while_connecting);
 	fake_stop();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);

@@ -218,6 +218,19 @@ class Embedded(Fixture):
         finally:
             sts.stop()
 
+    def test_example_embedded_with_stdin_and_stdout_closed(self):
+        """An application whose fds 0 and 1 are closed: the socketpair gets
+        them, and the private broker must still find its end on fd 3 (not
+        the /dev/null opened onto 0 and 1 for it).  The example reaches the
+        STS, whose verdict on alice/secret is a fault."""
+        def close_std():
+            os.close(0)
+            os.close(1)
+        r = subprocess.run([EXAMPLE, self.url], stderr=subprocess.PIPE, timeout=60, env=self.env,
+                           preexec_fn=close_std)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"0x803d0013", r.stderr, r.stderr.decode(errors="replace"))
+
     def test_example_daemon(self):
         """The same binary with WSTRUST_MODE=daemon: the system broker's profile holds the password."""
         secret = os.path.join(self.tmp.name, "secret-daemon")
