@@ -186,14 +186,22 @@ int ipc_chan_recv(struct ipc_chan *c, uint8_t **msg, size_t *len, size_t max, in
 			chan_fail(c, "message exceeds %zu bytes", max);
 			goto fail;
 		}
-		if (used + plen > cap) {
+		/* Never buf == NULL below (NULL + 0 is undefined); and no realloc:
+		 * the broker's messages carry proof keys, so an outgrown buffer
+		 * is wiped, not left in the heap. */
+		if (!buf || used + plen > cap) {
 			size_t ncap = cap ? cap : IPC_CHUNK;
 			while (ncap < used + plen)
 				ncap *= 2;
-			uint8_t *nb = realloc(buf, ncap);
+			uint8_t *nb = malloc(ncap);
 			if (!nb) {
 				chan_fail(c, "out of memory");
 				goto fail;
+			}
+			if (buf) {
+				memcpy(nb, buf, used);
+				sodium_memzero(buf, used);
+				free(buf);
 			}
 			buf = nb;
 			cap = ncap;
@@ -221,6 +229,8 @@ int ipc_chan_recv(struct ipc_chan *c, uint8_t **msg, size_t *len, size_t max, in
 	*len = used;
 	return 0;
 fail:
+	if (buf)
+		sodium_memzero(buf, used);
 	free(buf);
 	return -1;
 }

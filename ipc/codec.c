@@ -325,7 +325,11 @@ void ipc_begin(struct ipc_builder *b, uint16_t type)
 
 static void put_field(struct ipc_builder *b, uint16_t tag, const void *p, size_t len)
 {
-	if (len > UINT32_MAX || !reserve(b, 6 + len))
+	if (len > UINT32_MAX) {
+		b->failed = true;   /* a dropped field must not go unnoticed */
+		return;
+	}
+	if (!reserve(b, 6 + len))
 		return;
 	wr16(b->buf + b->len, tag);
 	wr32(b->buf + b->len + 2, (uint32_t)len);
@@ -463,6 +467,7 @@ int ipc_read_frame(int fd, uint8_t **buf, size_t *len, size_t max, int64_t deadl
 	memcpy(b, hdr, 4);
 	if (read_full(fd, b + 4, n - 4, deadline_ms) < 0) {
 		int e = errno;
+		explicit_bzero(b, n);   /* a partial answer may hold a proof key */
 		free(b);
 		errno = e == ECONNRESET ? EPROTO : e;
 		return -1;

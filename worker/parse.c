@@ -41,6 +41,12 @@
 #define MAX_ENTROPY_XML (64u * 1024u)
 #define MAX_REASON (64u * 1024u)
 
+/* Namespace declarations in scope at once (shadowed ones included).  libxml2
+ * resolves every prefixed name by a linear walk of them, so max_depth times
+ * max_attrs of them (4096 by default) make each attribute cost thousands of
+ * steps: seconds for a few MB.  Real replies have a few dozen. */
+#define MAX_NS_IN_SCOPE 256u
+
 /* 9999-12-31T23:59:59.9999999Z, .NET's DateTime.MaxValue.Ticks. */
 #define MAX_TICKS 3155378975999999999ull
 
@@ -150,6 +156,9 @@ static void sax_start(void *ctx, const xmlChar *localname, const xmlChar *prefix
 			HALT(st, IPC_PERR_LIMIT, "namespace URI is %zu bytes, over max_text=%u", vlen,
 				    st->lim.max_text);
 	}
+	if (c->nsNr > 0 && (unsigned)c->nsNr / 2 > MAX_NS_IN_SCOPE)
+		HALT(st, IPC_PERR_LIMIT, "more than %u namespace declarations in scope at <%.100s>", MAX_NS_IN_SCOPE,
+		     localname);
 	size_t off;
 	if (!cur_offset(st, &off))
 		HALT(st, IPC_PERR_MALFORMED, "internal: lost the input position at <%.100s>", localname);
@@ -276,6 +285,15 @@ static xmlEntityPtr sax_get_pentity(void *ctx, const xmlChar *name)
 static void sax_serror(void *ctx, xmlErrorPtr e)
 {
 	struct pstate *st = state_of(ctx);
+	/* libxml2 2.9 keeps parsing after a fatal error (with our hooks
+	 * disabled), resynchronising inside tags in ways prescan_attrs cannot
+	 * follow: its quadratic attribute checks would then run unbounded.  The
+	 * document is already refused, so end the parse here.  Not
+	 * xmlStopParser: it frees the input under the caller's feet. */
+	if (e && e->level == XML_ERR_FATAL && st->ctxt) {
+		st->ctxt->instate = XML_PARSER_EOF;
+		st->ctxt->disableSAX = 1;
+	}
 	if (!e || e->level < XML_ERR_ERROR || st->xml_err[0])
 		return;
 	snprintf(st->xml_err, sizeof(st->xml_err), "line %d column %d: %s", e->line, e->int2,
@@ -787,6 +805,14 @@ static int extract_xml(struct pstate *st, const xmlNode *el, struct wt_blob *out
 	memcpy(p, st->buf + head, end - head);
 	p += end - head;
 	*p = 0;
+	/* The wire carries at most IPC_MAX_REPLY per field; a converted
+	 * (ISO-8859-1, UTF-16) reply can grow past it. */
+	if ((size_t)(p - buf) > IPC_MAX_REPLY) {
+		fail(st, IPC_PERR_LIMIT, "<%.100s> is %zu bytes, over the %u-byte maximum", el->name, (size_t)(p - buf),
+		     IPC_MAX_REPLY);
+		free(buf);
+		goto out;
+	}
 	out->data = buf;
 	out->len = (size_t)(p - buf);
 	rc = 0;
@@ -1483,6 +1509,11 @@ static int parse_document(struct pstate *st, const struct wt_parse_req *req, xml
 	if (is_trust_payload(root, &tv)) {
 		out->soap_version = 0;
 		out->kind = IPC_RESULT_TOKEN;
+		/* No envelope is not the SOAP version the request used (parse.h);
+		 * it would also skip the RelatesTo check of the header. */
+		if (req->soap_version)
+			return fail(st, IPC_PERR_MISMATCH, "reply is a bare %.100s without a SOAP envelope, the request was SOAP %s",
+				    root->name, req->soap_version == 11 ? "1.1" : "1.2");
 		return parse_trust(st, req, root, tv, out);
 	}
 	const char *sns = ns_of(root);

@@ -44,7 +44,11 @@
  * - Strings are trimmed of XML whitespace where they are URIs, ids, dates or
  *   numbers; base64 may contain whitespace anywhere.
  * - A zero limit means the default (WT_DEFAULT_LIMITS); max_nodes counts
- *   elements, comments and processing instructions.
+ *   elements, comments and processing instructions.  Fixed limits besides:
+ *   256 namespace declarations in scope (libxml2 resolves each prefix by a
+ *   linear walk over them), and the first well-formedness error ends the
+ *   parse (libxml2 2.9 would otherwise resynchronise past our attribute
+ *   checks).
  * - Accepted encodings: UTF-8 (up to two leading BOMs), UTF-16 LE/BE, and a
  *   declared ISO-8859-1 or US-ASCII; others need iconv (file access, which the
  *   sandbox forbids) and are refused.

@@ -150,6 +150,15 @@ static void test_codec_rejects(void)
 	ipc_builder_free(&b);
 	free(big);
 
+	/* a field longer than its u32 length can say fails the frame instead
+	 * of vanishing from it (the bytes are never read) */
+	ipc_begin(&b, IPC_ANS_ERROR);
+	ipc_put_u32(&b, T_HRESULT, 1);
+	ipc_put_str(&b, T_ERROR_STRING, "x");
+	ipc_put_bytes(&b, T_ERROR_STRING, "", (size_t)UINT32_MAX + 1);
+	CHECK(ipc_finish(&b) < 0);
+	ipc_builder_free(&b);
+
 	/* required field missing */
 	ipc_begin(&b, IPC_ANS_ERROR);
 	ipc_put_u32(&b, T_HRESULT, 1);
@@ -334,6 +343,20 @@ static int recv_b(struct mitm *m, uint8_t **msg, size_t *len)
 	return ipc_chan_recv(m->cb, msg, len, IPC_MAX_FRAME, ipc_now_ms() + 1000);
 }
 
+/* Whether freshly malloc'd (so uninitialized: hence volatile) memory still
+ * holds a 16-byte pattern some earlier owner left there. */
+static bool holds(const volatile uint8_t *p, size_t n, const char *pat)
+{
+	for (size_t i = 0; i + 16 <= n; i++) {
+		size_t k = 0;
+		while (k < 16 && p[i + k] == (uint8_t)pat[k])
+			k++;
+		if (k == 16)
+			return true;
+	}
+	return false;
+}
+
 static void test_channel(void)
 {
 	uint8_t key[IPC_CHAN_KEYBYTES], other[IPC_CHAN_KEYBYTES];
@@ -415,6 +438,35 @@ static void test_channel(void)
 	close(m.b_mid);
 	m.b_mid = -1;
 	CHECK(recv_b(&m, &msg, &len) < 0 && strstr(ipc_chan_error(m.cb), "closed"));
+	mitm_free(&m);
+
+	/* an empty message (one empty PUSH chunk) arrives as length 0 */
+	CHECK(mitm_setup(&m, key, key) == 0);
+	CHECK(ipc_chan_send(m.ca, (const uint8_t *)"", 0) == 0);
+	n = relay_read(m.a_mid, dg, sizeof(dg));
+	send(m.b_mid, dg, (size_t)n, 0);
+	CHECK(recv_b(&m, &msg, &len) == 0 && msg != NULL && len == 0);
+	free(msg);
+	mitm_free(&m);
+
+	/* a message cut short by a forged chunk: the part already decrypted
+	 * (proof keys, on the broker's side) is wiped before it is freed, so
+	 * the heap block malloc hands out next does not still hold it */
+	CHECK(mitm_setup(&m, key, key) == 0);
+	uint8_t *marked = malloc(2 * IPC_CHUNK);
+	for (size_t i = 0; i < 2 * IPC_CHUNK; i++)
+		marked[i] = (uint8_t)"SECRET-KEY-BYTES"[i % 16];
+	CHECK(ipc_chan_send(m.ca, marked, 2 * IPC_CHUNK) == 0);
+	n = relay_read(m.a_mid, dg, sizeof(dg));
+	send(m.b_mid, dg, (size_t)n, 0);
+	n = relay_read(m.a_mid, dg, sizeof(dg));
+	dg[n / 2] ^= 0x01;
+	send(m.b_mid, dg, (size_t)n, 0);
+	CHECK(recv_b(&m, &msg, &len) < 0 && strstr(ipc_chan_error(m.cb), "authentication"));
+	uint8_t *reused = malloc(IPC_CHUNK);
+	CHECK(!holds(reused + 64, IPC_CHUNK - 64, "SECRET-KEY-BYTES"));
+	free(reused);
+	free(marked);
 	mitm_free(&m);
 
 	/* a message over the receiver's maximum */

@@ -693,6 +693,48 @@ static void test_hostile(void)
 		CHECK(now_s() - t0 < 0.5, "took %.3f s", now_s() - t0);
 		free(big);
 	}
+	current = "many attributes after a well-formedness error (libxml2 resynchronises)";
+	{
+		/* libxml2 2.9 keeps parsing after a fatal error, with our hooks
+		 * off, and each of these makes it read a start tag the attribute
+		 * prescan skipped: quadratic without the stop at the first error. */
+		static const char *const lead[] = {
+			"<r><a x \"><b",                           /* quote without '=' */
+			"<r><a x='<b",                             /* '<' inside a value */
+			"<?xml version=\"1.0\" x?><!DOCTYPE r><b", /* DOCTYPE after a bad declaration */
+		};
+		size_t n = 150000;
+		for (size_t k = 0; k < sizeof(lead) / sizeof(*lead); k++) {
+			char *big = xmalloc(n * 12 + 64), *p = big;
+			p += sprintf(p, "%s", lead[k]);
+			for (size_t i = 0; i < n; i++)
+				p += sprintf(p, " a%zu=''", i);
+			sprintf(p, "/>'\"/></r>");
+			double t0 = now_s();
+			expect_error(big, IPC_PERR_MALFORMED, "not well-formed XML");
+			CHECK(now_s() - t0 < 0.5, "case %zu took %.3f s", k, now_s() - t0);
+			free(big);
+		}
+	}
+	current = "namespace declarations in scope";
+	{
+		/* 5 x 60 = 300 in scope: every prefixed name would be looked up
+		 * through all of them. */
+		char *d = xmalloc(5 * 60 * 40 + 64), *p = d;
+		for (int e = 0; e < 5; e++) {
+			p += sprintf(p, "<e%d", e);
+			for (int i = 0; i < 60; i++)
+				p += sprintf(p, " xmlns:p%d_%d=\"urn:%d\"", e, i, i);
+			p += sprintf(p, ">");
+		}
+		sprintf(p, "<p0_0:x/>");
+		expect_error(d, IPC_PERR_LIMIT, "more than 256 namespace declarations in scope at <e4>");
+		/* 4 x 60 = 240 is within the limit: parsed, then refused as no Envelope */
+		p = strstr(d, "<e4");
+		sprintf(p, "<p0_0:x/></e3></e2></e1></e0>");
+		expect_error(d, IPC_PERR_MALFORMED, "root element {}e0 is not a SOAP Envelope");
+		free(d);
+	}
 	current = "65 namespace declarations";
 	{
 		char *d = xmalloc(65 * 32 + 16), *p = d;
@@ -979,6 +1021,13 @@ static void test_selection(void)
 	req = base_req(single, strlen(single));
 	req.context = "y";
 	expect_error_req(&req, IPC_PERR_MISMATCH, "Context");
+	current = "bare RSTR when the request was SOAP";
+	req = base_req(single, strlen(single));
+	req.soap_version = 12;
+	expect_error_req(&req, IPC_PERR_MISMATCH,
+			 "reply is a bare RequestSecurityTokenResponse without a SOAP envelope, the request was SOAP 1.2");
+	req.soap_version = 11;
+	expect_error_req(&req, IPC_PERR_MISMATCH, "the request was SOAP 1.1");
 }
 
 static void test_variety(void)
@@ -1199,6 +1248,26 @@ static void test_variety(void)
 		struct wt_result r = parse_ok(d, strlen(d), NULL);
 		CHECK_STR(r.fault_reason, "\xC3\xA9t\xC3\xA9");
 		wt_result_free(&r);
+	}
+	current = "a converted token over the wire's field maximum";
+	{
+		/* 8.4 MB of ISO-8859-1 e-acute in five text nodes becomes a
+		 * 16.8 MB UTF-8 token: over IPC_MAX_REPLY for one field, under
+		 * IPC_MAX_FRAME, so only the broker's decoder would notice. */
+		char *text = repeat("\xE9", 1684000, "<a>", "</a>");
+		char *five = xmalloc(5 * strlen(text) + 1);
+		five[0] = 0;
+		for (int i = 0; i < 5; i++)
+			strcat(five, text);
+		size_t n = strlen(five) + 1024;
+		char *d = xmalloc(n);
+		snprintf(d, n, "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>" RSTRC_OPEN
+			 "<t:RequestSecurityTokenResponse><t:RequestedSecurityToken><x:Tok xmlns:x=\"urn:x\">%s</x:Tok>"
+			 "</t:RequestedSecurityToken></t:RequestSecurityTokenResponse>" RSTRC_CLOSE, five);
+		expect_error(d, IPC_PERR_LIMIT, "<Tok> is 16840");
+		free(text);
+		free(five);
+		free(d);
 	}
 	current = "encodings that would need iconv";
 	expect_error("<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><x/>", IPC_PERR_MALFORMED, "unsupported encoding \"Shift_JIS\"");
