@@ -25,17 +25,6 @@
 /* WS_SECURITY_BINDING_TYPE values the setup names (webservices.h). */
 enum { EMB_AUTH_SSL = 1, EMB_AUTH_USERNAME = 4, EMB_AUTH_XML_TOKEN = 6 };
 
-__attribute__((format(printf, 5, 6)))
-static int refuse(uint32_t *hr, uint32_t code, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	*hr = code;
-	return -1;
-}
-
 static char *dup_field(const struct ipc_msg *m, uint16_t tag, bool *oom)
 {
 	if (!ipc_has(m, tag))
@@ -103,7 +92,7 @@ static int load_client_cert(struct profile *p, const struct ipc_msg *m, const ch
 	const uint8_t *pw;
 	size_t pwl;
 	if (ipc_get_bytes(m, T_EMB_KEY_PASSWORD, &pw, &pwl) && secret_set(&kpw, pw, pwl) != 0)
-		return refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
+		return hr_refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
 	bool oom = false;
 	char *key_file = dup_field(m, T_EMB_KEY_FILE, &oom);
 	char *thumb = dup_field(m, T_EMB_CERT_THUMBPRINT, &oom);
@@ -113,35 +102,35 @@ static int load_client_cert(struct profile *p, const struct ipc_msg *m, const ch
 	int rc = -1;
 	char why[512];
 	if (oom) {
-		refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
+		hr_refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
 		goto out;
 	}
 	/* PEM first (certificate and, without a key file, its key in the same
 	 * file), else PKCS#12. */
 	if (credential_load_cert(cert_file, &cert, why, sizeof why) != 0 && !(cert = p12_cert(cert_file, kpw.data ? &kpw : NULL))) {
-		refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+		hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
 		       "the certificate credential %s is neither a PEM certificate nor a PKCS#12 file this password opens (%s)",
 		       cert_file, why);
 		goto out;
 	}
 	if (credential_load_key(key_file ? key_file : cert_file, kpw.data ? &kpw : NULL, &key, why, sizeof why) != 0) {
-		refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "the certificate credential's private key: %s", why);
+		hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "the certificate credential's private key: %s", why);
 		goto out;
 	}
 	ERR_clear_error();
 	if (X509_check_private_key(cert, key) != 1) {
 		ERR_clear_error();
-		refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "the private key in %s does not belong to the certificate in %s",
+		hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "the private key in %s does not belong to the certificate in %s",
 		       key_file ? key_file : cert_file, cert_file);
 		goto out;
 	}
 	if (thumb && !thumbprint_matches(cert, thumb)) {
-		refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+		hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
 		       "the certificate in %s does not have the thumbprint %s (WS_THUMBPRINT_CERT_CREDENTIAL)", cert_file, thumb);
 		goto out;
 	}
 	if (subject && !subject_matches(cert, subject)) {
-		refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+		hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
 		       "the certificate in %s does not have the subject common name %s (WS_SUBJECT_NAME_CERT_CREDENTIAL)",
 		       cert_file, subject);
 		goto out;
@@ -170,7 +159,7 @@ int embedded_config(const struct ipc_msg *m, struct broker_config **out, uint32_
 		if (cfg)
 			config_free(cfg);
 		free(p);
-		return refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
+		return hr_refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
 	}
 	cfg->profiles = p;
 	cfg->nprofiles = 1;
@@ -191,26 +180,26 @@ int embedded_config(const struct ipc_msg *m, struct broker_config **out, uint32_
 	p->release_proof_key = true;
 	int rc = -1;
 	if (oom || !p->name) {
-		refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
+		hr_refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
 		goto out;
 	}
 
 	uint32_t soap = 0, auth = 0;
 	if (ipc_get_u32(m, T_EMB_SOAP_VERSION, &soap)) {
 		if (soap != 11 && soap != 12) {
-			refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: SOAP version %u (11 or 12)", soap);
+			hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: SOAP version %u (11 or 12)", soap);
 			goto out;
 		}
 		p->soap_version = soap;
 	}
 	if (strncmp(p->endpoint, "https://", 8) != 0) {
 		/* Plain http would send the credential in clear text. */
-		refuse(hr, (uint32_t)WS_E_INVALID_ENDPOINT_URL, err, errlen,
+		hr_refuse(hr, (uint32_t)WS_E_INVALID_ENDPOINT_URL, err, errlen,
 		       "embedded mode reaches the STS over https only, not %.256s", p->endpoint);
 		goto out;
 	}
 	if (p->ca_file && access(p->ca_file, R_OK) != 0) {
-		refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "the CA file %s (WSTRUST_CA_FILE or wstrust_set_channel_ca_file): %s",
+		hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "the CA file %s (WSTRUST_CA_FILE or wstrust_set_channel_ca_file): %s",
 		       p->ca_file, strerror(errno));
 		goto out;
 	}
@@ -220,11 +209,11 @@ int embedded_config(const struct ipc_msg *m, struct broker_config **out, uint32_
 		const uint8_t *pw;
 		size_t pwl;
 		if (!p->username || !ipc_get_bytes(m, T_EMB_PASSWORD, &pw, &pwl)) {
-			refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: a username credential needs both username and password");
+			hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: a username credential needs both username and password");
 			goto out;
 		}
 		if (secret_set(&p->password, pw, pwl) != 0) {
-			refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
+			hr_refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of memory");
 			goto out;
 		}
 		p->auth = AUTH_USERNAME;
@@ -232,7 +221,7 @@ int embedded_config(const struct ipc_msg *m, struct broker_config **out, uint32_
 	}
 	case EMB_AUTH_SSL:
 		if (!cert_file) {
-			refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: the SSL binding's credential names no certificate");
+			hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: the SSL binding's credential names no certificate");
 			goto out;
 		}
 		p->auth = AUTH_NONE;   /* TLS client certificate only */
@@ -242,13 +231,13 @@ int embedded_config(const struct ipc_msg *m, struct broker_config **out, uint32_
 		 * from an issuer_profile (federation_preset, below: after the
 		 * certificate, whose key may prove possession). */
 		if (!ipc_has(m, T_EMB_TOKEN_XML)) {
-			refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: the XML token credential carries no token");
+			hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: the XML token credential carries no token");
 			goto out;
 		}
 		p->auth = AUTH_ISSUED_TOKEN;
 		break;
 	default:
-		refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: unknown credential kind %u", auth);
+		hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "embedded setup: unknown credential kind %u", auth);
 		goto out;
 	}
 	if (cert_file && load_client_cert(p, m, cert_file, hr, err, errlen) != 0)

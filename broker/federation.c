@@ -434,35 +434,24 @@ static void token_facts(const uint8_t *xml, size_t len, struct token_facts *tf)
 	xmlFreeDoc(doc);
 }
 
-__attribute__((format(printf, 5, 6)))
-static int preset_refuse(uint32_t *hr, uint32_t code, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	*hr = code;
-	return -1;
-}
-
 int federation_preset(const struct broker_config *cfg, const struct profile *p, const uint8_t *xml, size_t xml_len,
                       const uint8_t *key, size_t key_len, uint64_t valid_till, uint32_t *hr, char *err,
                       size_t errlen)
 {
 	const char *what = "WS_XML_TOKEN_MESSAGE_SECURITY_BINDING";
 	if (p->auth != AUTH_ISSUED_TOKEN || p->issuer)
-		return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+		return hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
 		                     "internal: profile %s does not present a caller's token", p->name);
 	if (!xml || xml_len == 0 || xml_len > MAX_PRESET_BYTES)
-		return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "%s: the token must be 1 byte to %u KiB", what,
+		return hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen, "%s: the token must be 1 byte to %u KiB", what,
 		                     MAX_PRESET_BYTES / 1024);
 	if (key && (key_len == 0 || key_len > MAX_PRESET_KEY))
-		return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+		return hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
 		                     "%s: the token's proof key must be 1 to %u bytes", what, MAX_PRESET_KEY);
 	struct token_facts tf;
 	token_facts(xml, xml_len, &tf);
 	if (!tf.well_formed)
-		return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+		return hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
 		                     "%s: the token is not one well-formed XML element", what);
 	uint64_t till = valid_till;
 	if (tf.not_on_or_after && (!till || tf.not_on_or_after < till))
@@ -470,23 +459,23 @@ int federation_preset(const struct broker_config *cfg, const struct profile *p, 
 	if (till && till <= now_ticks()) {
 		char when[32];
 		format_ticks(when, till);
-		return preset_refuse(hr, (uint32_t)WS_E_SECURITY_TOKEN_EXPIRED, err, errlen,
+		return hr_refuse(hr, (uint32_t)WS_E_SECURITY_TOKEN_EXPIRED, err, errlen,
 		                     "%s: the token expired at %s: not presenting it (obtain a fresh one)", what, when);
 	}
 	uint32_t kt;
 	if (key) {
 		if (!tf.saml)
-			return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+			return hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
 			                     "%s: a token with a proof key must be a SAML 1.1 or 2.0 assertion (the "
 			                     "proof-of-possession signature names it by its ID), not <%s>", what, tf.root);
 		if (tf.bearer && !tf.hok)
-			return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+			return hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
 			                     "%s: the token is a bearer assertion but came with a proof key: create it "
 			                     "without the key (WsCreateXmlSecurityToken's tokenKey = NULL)", what);
 		kt = KEY_TYPE_SYMMETRIC;
 	} else if (tf.hok) {
 		if (!p->client_key)
-			return preset_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
+			return hr_refuse(hr, (uint32_t)E_INVALIDARG, err, errlen,
 			                     "%s: the token is a holder-of-key assertion but came without its proof key: give "
 			                     "WsCreateXmlSecurityToken its WS_RAW_SYMMETRIC_SECURITY_KEY_HANDLE, or, for a "
 			                     "public-key token, the certificate credential (localCertCredential) whose key "
@@ -500,7 +489,7 @@ int federation_preset(const struct broker_config *cfg, const struct profile *p, 
 	if (!t || secret_set(&t->xml, xml, xml_len) != 0 || (key && secret_set(&t->tok.proof_key, key, key_len) != 0)) {
 		if (t)
 			destroy(t);
-		return preset_refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of secure memory for the token");
+		return hr_refuse(hr, (uint32_t)E_OUTOFMEMORY, err, errlen, "out of secure memory for the token");
 	}
 	t->presenter = p;
 	t->generation = cfg->generation;
