@@ -180,6 +180,46 @@ class WorkerFailures(unittest.TestCase):
         self.assertNotIn(self.canary, self.broker.read_log())
 
 
+class Reload(unittest.TestCase):
+    """SIGHUP re-reads the config and its credential files: a corrected
+    password takes effect without a restart, and a broken config is refused
+    while the broker keeps serving with the one it has."""
+
+    def test_sighup_reloads_credentials(self):
+        tmp = tempfile.mkdtemp(prefix="wstrust-e2e-")
+        os.chmod(tmp, 0o755)
+        sts = DevSTS(tmp)
+        pw = os.path.join(tmp, "pw.secret")
+        write_secret(pw, "not-the-password")
+        broker = Broker(tmp, {"demo": profile_13(sts, pw)})
+        try:
+            token = lambda: cli("token", "--socket", broker.socket, "--profile", "demo")
+            r = token()
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("ID3242", r.stderr.decode())
+            write_secret(pw, "secret")
+            broker.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while "configuration reloaded" not in broker.read_log() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            r = token()
+            self.assertEqual(r.returncode, 0, r.stderr.decode() + broker.read_log())
+            # a config that no longer loads (world-readable password file) is
+            # refused on reload; the loaded one keeps serving
+            os.chmod(pw, 0o644)
+            broker.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while "reload failed" not in broker.read_log() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertIn("reload failed", broker.read_log())
+            self.assertIn("mode 0644", broker.read_log())
+            r = token()
+            self.assertEqual(r.returncode, 0, r.stderr.decode() + broker.read_log())
+        finally:
+            broker.stop()
+            sts.stop()
+
+
 class WorkerOverBudget(unittest.TestCase):
     """A reply crafted to exceed the worker's limits (here its wall-clock
     budget, set to 20 ms) gets the worker killed and the request a clear
