@@ -270,12 +270,16 @@ static int write_rst(const struct profile *p, const struct token_params *tp, str
 		.username = p->auth == AUTH_USERNAME && !p->password_digest ? p->username : NULL,
 		.password = p->auth == AUTH_USERNAME && !p->password_digest ? &p->password : NULL,
 	};
-	if (rst_build(&rr, &o->msg, err, sizeof err) != 0)
+	/* Secrets go in last: wssec_apply parses the envelope with libxml2,
+	 * whose heap must never hold a password or the requestor entropy. */
+	if (rst_build_unspliced(&rr, &o->msg, err, sizeof err) != 0)
 		return fail(f, E_INVALIDARG, false, err, "while writing the RequestSecurityToken");
 	o->have_msg = true;
 	const struct wssec_token *issued = o->fed ? federation_wssec(o->fed) : NULL;
 	if (wssec_apply(p, issued, &o->msg.body, err, sizeof err) != 0)
 		return fail(f, WS_E_SECURITY_SYSTEM_FAILURE, false, err, "while securing the RequestSecurityToken");
+	if (rst_splice(&o->msg, err, sizeof err) != 0)
+		return fail(f, E_INVALIDARG, false, err, "while writing the RequestSecurityToken");
 	return 0;
 }
 

@@ -6,14 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RST_MAX_SECRETS 4
-#define MARKER_LEN 32   /* hex characters */
-
-struct secret_slot {
-	char marker[MARKER_LEN + 1];
-	const char *value;
-	size_t len;
-};
+#define MARKER_LEN RST_MARKER_LEN
+#define secret_slot rst_slot
 
 void rst_new_uuid(char out[64])
 {
@@ -195,6 +189,17 @@ static int assemble(const char *xml, size_t xml_len, struct secret_slot *slots, 
 
 int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_t errlen)
 {
+	if (rst_build_unspliced(r, out, err, errlen) != 0)
+		return -1;
+	if (rst_splice(out, err, errlen) != 0) {
+		rst_msg_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+int rst_build_unspliced(const struct rst_request *r, struct rst_msg *out, char *err, size_t errlen)
+{
 	memset(out, 0, sizeof *out);
 	if (r->trust_version != 1 && r->trust_version != 2) {
 		snprintf(err, errlen, "trust version %u unknown", r->trust_version);
@@ -270,7 +275,7 @@ int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_
 		return -1;
 	}
 
-	struct secret_slot slots[RST_MAX_SECRETS];
+	struct secret_slot *slots = out->slots;
 	size_t nslots = 0;
 	/* base64 of the requestor entropy, in secure memory */
 	struct secret entropy_b64 = { 0 };
@@ -425,23 +430,45 @@ int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_
 	xmlFreeTextWriter(xw);
 
 	int rc = -1;
-	if (w.bad)
+	out->nslots = nslots;
+	out->entropy_b64 = entropy_b64;   /* the entropy slot points into it */
+	if (w.bad) {
 		snprintf(err, errlen, "could not write the RST (libxml2 writer failed)");
-	else
-		rc = assemble((const char *)xmlBufferContent(buf), (size_t)xmlBufferLength(buf), slots, nslots,
-		              &out->body, err, errlen);
+	} else {
+		/* Still with markers: wssec may parse it (rst_splice, later). */
+		secbuf_init(&out->body, (size_t)xmlBufferLength(buf) + 1, 0);
+		secbuf_append(&out->body, xmlBufferContent(buf), (size_t)xmlBufferLength(buf));
+		rc = out->body.failed ? -1 : 0;
+		if (rc)
+			snprintf(err, errlen, "out of secure memory");
+	}
 	/* The libxml2 buffer holds only markers, never a secret; wipe anyway. */
 	sodium_memzero(buf->content, buf->size);
 	xmlBufferFree(buf);
-	secret_free(&entropy_b64);
 	if (rc)
 		rst_msg_free(out);
 	return rc;
 }
 
+int rst_splice(struct rst_msg *m, char *err, size_t errlen)
+{
+	if (!m->nslots)
+		return 0;
+	struct secbuf done = { 0 };
+	if (assemble((const char *)m->body.data, m->body.len, m->slots, m->nslots, &done, err, errlen) != 0)
+		return -1;
+	secbuf_free(&m->body);
+	m->body = done;
+	m->nslots = 0;
+	return 0;
+}
+
 void rst_msg_free(struct rst_msg *m)
 {
 	secbuf_free(&m->body);
+	secret_free(&m->entropy_b64);
+	sodium_memzero(m->slots, sizeof m->slots);
+	m->nslots = 0;
 	free(m->context);
 	m->context = NULL;
 }

@@ -83,8 +83,25 @@ struct rst_request {
 	unsigned ttl_s;
 };
 
+#define RST_MAX_SECRETS 4
+#define RST_MARKER_LEN 32   /* hex characters */
+
+/* A secret the envelope names by a random marker until rst_splice. */
+struct rst_slot {
+	char marker[RST_MARKER_LEN + 1];
+	const char *value;          /* the caller's password, or entropy_b64 */
+	size_t len;
+};
+
 struct rst_msg {
-	struct secbuf body;          /* the whole envelope, secure memory */
+	/* The whole envelope, in secure memory.  rst_build leaves a random
+	 * marker where each secret goes (the password, the requestor entropy),
+	 * so that wssec_apply can parse and sign it without the secrets ever
+	 * entering libxml2's heap; rst_splice then puts them in. */
+	struct secbuf body;
+	struct rst_slot slots[RST_MAX_SECRETS];
+	size_t nslots;
+	struct secret entropy_b64;   /* owned: base64 of the requestor entropy */
 	char message_id[64];         /* "urn:uuid:<v4>", for RelatesTo */
 	char action[128];            /* wsa:Action, for the HTTP headers */
 	char created[32], expires[32];
@@ -92,8 +109,14 @@ struct rst_msg {
 };
 
 /* 0, or -1 with a message in err (a parameter the writer refuses, e.g. a
- * password with a control character, or OOM). */
+ * password with a control character, or OOM).  The body is complete. */
 int rst_build(const struct rst_request *r, struct rst_msg *out, char *err, size_t errlen);
+/* The same, but the body still holds the secret markers: for a message
+ * wssec_apply will parse; call rst_splice before sending it.  r->password
+ * must outlive that call. */
+int rst_build_unspliced(const struct rst_request *r, struct rst_msg *out, char *err, size_t errlen);
+/* Replace each marker (exactly once in the body) by its escaped secret. */
+int rst_splice(struct rst_msg *m, char *err, size_t errlen);
 void rst_msg_free(struct rst_msg *m);   /* wipes */
 
 /* Helpers shared with the tests and the token checks. */

@@ -214,6 +214,19 @@ int main(void)
 	rst_msg_free(&m);
 	secret_free(&pw2);
 
+	/* Unspliced (for wssec_apply, which parses the envelope with libxml2):
+	 * the password is not in the body, only its marker, until rst_splice. */
+	secret_set(&pw2, "Hunter2-secret", 14);
+	CHECK(rst_build_unspliced(&r, &m, err, sizeof err) == 0, "%s", err);
+	CHECK(m.nslots == 1 && occurrences(&m, "Hunter2-secret") == 0, "password in the unspliced envelope");
+	CHECK(occurrences(&m, m.slots[0].marker) == 1, "marker not in the unspliced envelope");
+	char marker[RST_MARKER_LEN + 1];
+	memcpy(marker, m.slots[0].marker, sizeof marker);
+	CHECK(rst_splice(&m, err, sizeof err) == 0, "%s", err);
+	CHECK(occurrences(&m, "Hunter2-secret") == 1 && occurrences(&m, marker) == 0, "splice did not put it in");
+	rst_msg_free(&m);
+	secret_free(&pw2);
+
 	/* Control characters in a password are refused, never sent. */
 	secret_set(&pw2, "ab\ncd", 5);
 	CHECK(rst_build(&r, &m, err, sizeof err) == -1, "newline in password accepted");
