@@ -180,6 +180,64 @@ class WorkerFailures(unittest.TestCase):
         self.assertNotIn(self.canary, self.broker.read_log())
 
 
+class DyingSTS(unittest.TestCase):
+    """An STS that is gone, hangs, hangs up, answers an error status without a
+    body, or floods the broker: each a clear error with the SDK's HRESULT, no
+    token on stdout, and the broker keeps serving the healthy profile."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="wstrust-e2e-")
+        os.chmod(cls.tmp, 0o755)
+        cls.sts = DevSTS(cls.tmp)
+        gone = DevSTS(cls.tmp)       # started only to learn a port, then stopped
+        gone_url = gone.url(ENDPOINT_13)
+        gone.stop()
+        good = os.path.join(cls.tmp, "good.secret")
+        write_secret(good, "secret")
+        cls.broker = Broker(cls.tmp, {
+            "demo": profile_13(cls.sts, good),
+            "gone": profile_13(cls.sts, good, endpoint=gone_url),
+            "hangs": profile_13(cls.sts, good, endpoint=cls.sts.url("/test/slow?seconds=30"), timeout_ms=1000),
+            "hangsup": profile_13(cls.sts, good, endpoint=cls.sts.url("/test/close")),
+            "unavailable": profile_13(cls.sts, good, endpoint=cls.sts.url("/test/status?code=503")),
+            "floods": profile_13(cls.sts, good, endpoint=cls.sts.url("/test/big?bytes=20000000")),
+        }, broker={"max_reply_bytes": 1048576})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
+        cls.sts.stop()
+
+    def fails(self, profile, hresult, text):
+        t0 = time.monotonic()
+        r = cli("token", "--socket", self.broker.socket, "--profile", profile)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.stdout, b"")
+        err = r.stderr.decode()
+        self.assertIn("HRESULT 0x%08X" % hresult, err)
+        self.assertIn(text, err)
+        ok = cli("token", "--socket", self.broker.socket, "--profile", "demo")
+        self.assertEqual(ok.returncode, 0, ok.stderr.decode() + self.broker.read_log())
+        return time.monotonic() - t0
+
+    def test_sts_gone(self):
+        self.fails("gone", 0x803D0010, "STS unreachable")            # WS_E_ENDPOINT_UNREACHABLE
+
+    def test_sts_hangs_until_the_profile_timeout(self):
+        took = self.fails("hangs", 0x803D0006, "did not answer in time")   # WS_E_OPERATION_TIMED_OUT
+        self.assertLess(took, 15)   # the 1 s profile timeout, not the STS's 30 s
+
+    def test_sts_hangs_up(self):
+        self.fails("hangsup", 0x803D000F, "HTTP exchange with the STS failed")   # WS_E_ENDPOINT_FAILURE
+
+    def test_sts_error_status_without_a_body(self):
+        self.fails("unavailable", 0x803D000F, "HTTP 503")
+
+    def test_sts_reply_over_the_size_limit(self):
+        self.fails("floods", 0x803D0008, "exceeds 1048576 bytes")     # WS_E_QUOTA_EXCEEDED
+
+
 class Reload(unittest.TestCase):
     """SIGHUP re-reads the config and its credential files: a corrected
     password takes effect without a restart, and a broken config is refused
