@@ -5,7 +5,7 @@ import json, os, re, secrets, signal, subprocess, sys, tempfile, time, unittest
 from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import (Broker, DevSTS, SAML2, SAML2_NS, ENDPOINT_13, cli, profile_13, read_mem,
+from harness import (CLI, Broker, DevSTS, SAML2, SAML2_NS, ENDPOINT_13, cli, profile_13, read_mem,
                      write_secret)
 from lxml import etree
 
@@ -236,6 +236,64 @@ class DyingSTS(unittest.TestCase):
 
     def test_sts_reply_over_the_size_limit(self):
         self.fails("floods", 0x803D0008, "exceeds 1048576 bytes")     # WS_E_QUOTA_EXCEEDED
+
+
+class HostileLocalUser(unittest.TestCase):
+    """Another local user (uid nobody, identified by SO_PEERCRED, not by
+    anything it sends) gets nothing the policy does not give it: not the
+    token, not the proof key, not which endpoints exist."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="wstrust-e2e-")
+        os.chmod(cls.tmp, 0o755)
+        cls.sts = DevSTS(cls.tmp)
+        good = os.path.join(cls.tmp, "good.secret")
+        write_secret(good, "secret")
+        cls.broker = Broker(cls.tmp, {
+            "rootonly": profile_13(cls.sts, good),
+            "shared": profile_13(cls.sts, good, endpoint=cls.sts.url(ENDPOINT_13) + "?shared",
+                                 allow_users="root, nobody", key_type="symmetric"),
+        })
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
+        cls.sts.stop()
+
+    def as_nobody(self, *args):
+        def drop():
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+        return subprocess.run([CLI, "token", "--socket", self.broker.socket, *args], capture_output=True,
+                              timeout=60, preexec_fn=drop)
+
+    def test_denied_profile_by_name_and_by_endpoint(self):
+        self.assertEqual(os.geteuid(), 0, "this test switches to uid nobody and must run as root")
+        r = self.as_nobody("--profile", "rootonly")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.stdout, b"")
+        self.assertIn("HRESULT 0x80070005", r.stderr.decode())            # E_ACCESSDENIED
+        self.assertIn("may not use profile 'rootonly'", r.stderr.decode())
+        self.assertIn("audit: uid=65534 ", self.broker.read_log())
+        # by URL, as unchanged Windows code asks: the same answer as for a URL
+        # nobody serves, so the endpoint's existence does not leak
+        known = self.as_nobody("--endpoint", self.sts.url(ENDPOINT_13))
+        unknown = self.as_nobody("--endpoint", self.sts.url("/nothing/here"))
+        for r in (known, unknown):
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("HRESULT 0x803D000D", r.stderr.decode())        # WS_E_ENDPOINT_NOT_FOUND
+        self.assertEqual(known.stderr.decode().replace(ENDPOINT_13, "X"),
+                         unknown.stderr.decode().replace("/nothing/here", "X"))
+
+    def test_allowed_profile_but_the_proof_key_stays_in_the_broker(self):
+        r = self.as_nobody("--profile", "shared", "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        j = json.loads(r.stdout)
+        self.assertEqual(j["key_type"], "symmetric")
+        self.assertNotIn("proof_key", j)
+        self.assertIs(j["proof_key_withheld"], True)
 
 
 class Reload(unittest.TestCase):
